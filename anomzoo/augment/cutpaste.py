@@ -1,0 +1,86 @@
+"""CutPaste: a random rectangle of each image (optionally augmented) pasted elsewhere in it."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ._common import (
+    box_offsets,
+    box_region,
+    box_sizes,
+    changed_mask,
+    check_range,
+    coordinate_grids,
+    deserialize_layer,
+    from_batch,
+    gather_pixels,
+    serialize_layer,
+    static_hwc,
+    to_batch,
+)
+
+
+@keras.saving.register_keras_serializable(package="anomzoo")
+class CutPaste(keras.layers.Layer):
+    """Cut a random rectangle out of each image and paste it at another random location of the
+    same image (Li et al., CutPaste, CVPR 2021).
+
+    area_range: box area as a fraction of the image area, uniform. aspect_range: box h / w,
+        log-uniform (CutPaste's defaults: area (0.02, 0.15), aspect (0.3, 3.3)).
+    augment: optional layer (e.g. HardAugment) applied to the whole image first; the patch is
+        then cut from the augmented image (at the source box) and pasted into the un-augmented
+        image (at the destination box), which is AnoSeg's "the augmented data is pasted into a
+        random region of normal data".
+
+    Returns (image, mask): image (B, H, W, C) float32, mask (B, H, W, 1) float32 in {0, 1} marking
+    exactly the pixels that changed (inside the destination box AND different from the input on
+    some channel), so pixels where the pasted patch equals the original are 0. Source and
+    destination boxes are drawn independently and may overlap or coincide (then the mask can be
+    empty). Input (B, H, W, C) or one (H, W, C) image. Deterministic given `seed`.
+    """
+
+    def __init__(self, seed=None, area_range=(0.02, 0.15), aspect_range=(0.3, 3.3), augment=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.area_range = check_range("area_range", area_range, 0.0, 1.0)
+        self.aspect_range = check_range("aspect_range", aspect_range, 0.0, float("inf"))
+        self.augment = deserialize_layer(augment)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if self.augment is not None and not self.augment.built:
+            self.augment.build(input_shape)
+        self.built = True
+
+    def paste(self, images, source):
+        """Paste a box of `source` (same shape as images) into `images`; returns (image, mask)."""
+        height, width, _ = static_hwc(images.shape, type(self).__name__)
+        u = keras.random.uniform((ops.shape(images)[0], 6), seed=self.seed_generator)
+        h, w = box_sizes(u[:, 0], u[:, 1], height, width, self.area_range, self.aspect_range)
+        src_top, src_left = box_offsets(u[:, 2], h, height), box_offsets(u[:, 3], w, width)
+        dst_top, dst_left = box_offsets(u[:, 4], h, height), box_offsets(u[:, 5], w, width)
+        region = box_region(dst_top, dst_left, h, w, height, width)
+        ys, xs = coordinate_grids(height, width)
+        shift_y = ops.reshape(src_top - dst_top, (-1, 1, 1))
+        shift_x = ops.reshape(src_left - dst_left, (-1, 1, 1))
+        patch = gather_pixels(source, ys + shift_y, xs + shift_x)
+        out = ops.where(ops.expand_dims(region, -1), patch, images)
+        return out, changed_mask(out, images, region)
+
+    def call(self, images):
+        x, single = to_batch(ops.cast(images, self.compute_dtype))
+        source = x if self.augment is None else ops.cast(self.augment(x), self.compute_dtype)
+        return from_batch(self.paste(x, source), single)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), tuple(input_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "seed": self.seed,
+            "area_range": list(self.area_range),
+            "aspect_range": list(self.aspect_range),
+            "augment": serialize_layer(self.augment),
+        }

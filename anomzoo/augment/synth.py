@@ -1,0 +1,119 @@
+"""AnomalySynthesizer: synthetic anomalies with exact masks, following AnoSeg or attention + ADGAN."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ._common import changed_mask, from_batch, static_hwc, sub_seed, to_batch
+from .boxfill import BoxFill
+from .cutpaste import CutPaste
+from .hard import HardAugment
+
+MODES = ("anoseg", "attention")
+
+
+@keras.saving.register_keras_serializable(package="anomzoo")
+class AnomalySynthesizer(keras.layers.Layer):
+    """Turn normal images into synthetic anomalies with their masks: returns (image, mask).
+
+    mode="anoseg" (AnoSeg, Sec. 3.1): "we use three types of hard augmentation: rotation, perm,
+        and color jitter. Each augmentation is applied with a 50% chance. Then, like Cutpaste,
+        the augmented data is pasted into a random region of normal data to generate the
+        synthetic anomaly data and corresponding masks". HardAugment(p) on the image, then a
+        CutPaste box of the augmented image pasted into the un-augmented one.
+    mode="attention" (attention + ADGAN, Sec. 3.2.1): "The first synthesized anomaly data x'_Ano
+        is generated using three augmentations ... Similar to CutMix, a random region is selected
+        to generate the second anomaly data x''_Ano. The selected region is then replaced with
+        the zero value or the corresponding region of x'_Ano, which have the same chance."
+        HardAugment(p) gives x'_Ano, then BoxFill(fill="mixed") gives x''_Ano. With
+        full_image_prob > 0 an image is replaced by the whole x'_Ano (the paper's first type)
+        with that probability; default 0 (the brief's "HardAugment then BoxFill" only).
+
+    force_one: passed to HardAugment; None picks per mode: False for "anoseg" (an un-augmented
+        patch moved elsewhere is still an anomaly, and the paper's 50% recipe is kept), True for
+        "attention" (an un-augmented fill region would leave the image unchanged).
+
+    The mask follows THE MASK RULE: 1 exactly where the output differs from the input on some
+    channel (within the pasted / filled region), float32 (B, H, W, 1); it can be empty when
+    nothing changed. Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
+    square and divisible by `grid` while rotation / perm are on. Deterministic given `seed`.
+    """
+
+    def __init__(
+        self,
+        seed=None,
+        mode: str = "anoseg",
+        area_range=(0.02, 0.15),
+        aspect_range=(0.3, 3.3),
+        p: float = 0.5,
+        grid: int = 2,
+        force_one: bool | None = None,
+        full_image_prob: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not 0.0 <= float(full_image_prob) <= 1.0:
+            raise ValueError(f"full_image_prob must be in [0, 1], got {full_image_prob}")
+        self.seed = seed
+        self.mode = mode
+        self.area_range = tuple(float(v) for v in area_range)
+        self.aspect_range = tuple(float(v) for v in aspect_range)
+        self.p = float(p)
+        self.grid = int(grid)
+        self.force_one = force_one
+        self.full_image_prob = float(full_image_prob)
+        resolved_force = (mode == "attention") if force_one is None else bool(force_one)
+        self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force)
+        if mode == "anoseg":
+            self.region_layer = CutPaste(
+                seed=sub_seed(seed, 10), area_range=self.area_range, aspect_range=self.aspect_range
+            )
+        else:
+            self.region_layer = BoxFill(
+                seed=sub_seed(seed, 10),
+                area_range=self.area_range,
+                aspect_range=self.aspect_range,
+                fill="mixed",
+                augment=self.hard,  # not called by BoxFill here: the synthesizer passes x'_Ano
+            )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        for layer in (self.hard, self.region_layer):
+            if not layer.built:
+                layer.build(input_shape)
+        self.built = True
+
+    def call(self, images):
+        x, single = to_batch(ops.cast(images, self.compute_dtype))
+        static_hwc(x.shape, type(self).__name__)
+        augmented = ops.cast(self.hard(x), self.compute_dtype)
+        if self.mode == "anoseg":
+            out, mask = self.region_layer.paste(x, augmented)
+        else:
+            out, mask = self.region_layer.fill_box(x, augmented)
+            if self.full_image_prob > 0.0:
+                u = keras.random.uniform((ops.shape(x)[0],), seed=self.seed_generator)
+                full = ops.reshape(u < self.full_image_prob, (-1, 1, 1, 1))
+                out = ops.where(full, augmented, out)
+                mask = ops.where(full, changed_mask(augmented, x), mask)
+        return from_batch((out, mask), single)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), tuple(input_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "seed": self.seed,
+            "mode": self.mode,
+            "area_range": list(self.area_range),
+            "aspect_range": list(self.aspect_range),
+            "p": self.p,
+            "grid": self.grid,
+            "force_one": self.force_one,
+            "full_image_prob": self.full_image_prob,
+        }
