@@ -1,0 +1,107 @@
+"""Skip-Attention GAN (Liu et al., "SAGAN: Skip-Attention GAN for Anomaly Detection", ICIP 2021).
+
+Skip-GANomaly's adversarial U-Net with CBAM attention and depthwise-separable convolutions:
+    L_G = 40 L_con (L1 of x - G(x)) + 1 L_lat (L2 of D-features) + 1 L_adv,
+    L_D = BCE(D(x), 1) + BCE(D(G(x)), 0), halved as in Skip-GANomaly,
+    A(x) = 0.2 R(x) + 0.8 L(x), R and L the mean squared image and feature differences.
+The paper min-max normalises A over the test set; that is rank-preserving (AUROC is unchanged) but
+uses test data, so the raw A(x) is the score here and thresholds come from normal data only.
+"""
+
+import keras
+from keras import ops
+
+from anomzoo.layers.dcgan import dcgan_discriminator
+from anomzoo.models.base import AdversarialAnomalyModel, mean_over_pixels
+from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
+from anomzoo.models.skip_attention_gan.presets import PRESETS
+
+
+@keras.saving.register_keras_serializable(package="anomzoo")
+class SkipAttentionGAN(AdversarialAnomalyModel):
+    """SAGAN. Inputs: images (B, H, W, C) in [0, 1].
+
+    Outputs: {"score": (B,), "anomaly_map": (B, H, W, 1), "reconstruction": (B, H, W, C)}.
+    """
+
+    generator_term_names = ("con", "lat", "adv")
+    discriminator_term_names = ("d_real", "d_fake")
+    presets = PRESETS
+
+    def __init__(
+        self,
+        image_shape=(32, 32, 3),
+        base_filters=64,
+        depth=4,
+        separable=True,
+        cbam_reduction=16,
+        cbam_kernel_size=7,
+        discriminator_filters=64,
+        w_con=40.0,
+        w_lat=1.0,
+        w_adv=1.0,
+        score_weight=0.2,
+        learning_rate=2e-3,
+        **kwargs,
+    ):
+        image_shape = tuple(int(d) for d in image_shape)
+        config = dict(
+            image_shape=image_shape, base_filters=base_filters, depth=depth, separable=separable,
+            cbam_reduction=cbam_reduction, cbam_kernel_size=cbam_kernel_size,
+            discriminator_filters=discriminator_filters, w_con=w_con, w_lat=w_lat, w_adv=w_adv,
+            score_weight=score_weight, learning_rate=learning_rate,
+        )
+        super().__init__(config=config, **kwargs)
+        self.image_shape = image_shape
+        self.w_con, self.w_lat, self.w_adv = w_con, w_lat, w_adv
+        self.score_weight = score_weight
+        self.learning_rate = learning_rate
+        self.generator = skip_attention_generator(
+            image_shape, base_filters, depth, separable, cbam_reduction, cbam_kernel_size
+        )
+        self.discriminator = dcgan_discriminator(image_shape, discriminator_filters)
+        self.build((None, *image_shape))
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Build a named configuration, e.g. `SkipAttentionGAN.from_preset("paper")`."""
+        if preset not in cls.presets:
+            raise ValueError(f"unknown SAGAN preset {preset!r}; expected one of {sorted(cls.presets)}")
+        return cls(**{**cls.presets[preset], **overrides})
+
+    def default_optimizers(self):
+        # The paper: Adam, lr 2e-3, betas (0.5, 0.999); the decay is set by the caller's schedule.
+        make = lambda: keras.optimizers.Adam(self.learning_rate, beta_1=0.5, beta_2=0.999)
+        return make(), make()
+
+    def _forward(self, images, training):
+        x = images * 2.0 - 1.0  # the networks work in [-1, 1], as Skip-GANomaly's do
+        fake = self.generator(x, training=training)
+        real_out = self.discriminator(x, training=training)
+        fake_out = self.discriminator(fake, training=training)
+        return x, fake, real_out, fake_out
+
+    def loss_terms(self, images, training):
+        x, fake, real_out, fake_out = self._forward(images, training)
+        con = ops.mean(ops.abs(x - fake))
+        lat = ops.mean(ops.square(real_out["features"] - fake_out["features"]))
+        bce = keras.losses.binary_crossentropy
+        real_p, fake_p = real_out["probability"], fake_out["probability"]
+        adv = ops.mean(bce(ops.ones_like(fake_p)[:, None], fake_p[:, None]))
+        g_total = self.w_con * con + self.w_lat * lat + self.w_adv * adv
+        d_real = ops.mean(bce(ops.ones_like(real_p)[:, None], real_p[:, None]))
+        d_fake = ops.mean(bce(ops.zeros_like(fake_p)[:, None], fake_p[:, None]))
+        d_total = 0.5 * (d_real + d_fake)
+        return (
+            {"total": g_total, "con": con, "lat": lat, "adv": adv},
+            {"total": d_total, "d_real": d_real, "d_fake": d_fake},
+        )
+
+    def anomaly_outputs(self, images):
+        x, fake, real_out, fake_out = self._forward(images, training=False)
+        reconstruction_error = mean_over_pixels(ops.square(x - fake))
+        latent_error = mean_over_pixels(ops.square(real_out["features"] - fake_out["features"]))
+        score = self.score_weight * reconstruction_error + (1.0 - self.score_weight) * latent_error
+        reconstruction = (fake + 1.0) * 0.5
+        anomaly_map = ops.mean(ops.abs(images - reconstruction), axis=-1, keepdims=True)
+        return {"score": score, "anomaly_map": anomaly_map, "reconstruction": reconstruction}
