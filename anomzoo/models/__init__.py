@@ -1,0 +1,24 @@
+"""The zoo's models by registry name. `build_model("sagan", preset="paper")`."""
+
+from anomzoo.models.base import AdversarialAnomalyModel
+from anomzoo.models.skip_attention_gan import SkipAttentionGAN
+
+MODELS = {"skip_attention_gan": SkipAttentionGAN}
+# "SAGAN" usually means Self-Attention GAN elsewhere, so it is an alias, not the registry key.
+ALIASES = {"sagan": "skip_attention_gan"}
+
+
+def canonical_name(name):
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in MODELS:
+        known = sorted([*MODELS, *ALIASES])
+        raise ValueError(f"unknown model {name!r}; expected one of {known}")
+    return key
+
+
+def build_model(name, preset="paper", **overrides):
+    """A fresh model of the registry `name` from its `preset`, with `overrides` on top."""
+    return MODELS[canonical_name(name)].from_preset(preset, **overrides)
+
+
+__all__ = ["ALIASES", "MODELS", "AdversarialAnomalyModel", "SkipAttentionGAN", "build_model", "canonical_name"]

@@ -46,9 +46,13 @@ class AdversarialAnomalyModel(keras.Model):
     def anomaly_outputs(self, images):
         raise NotImplementedError
 
-    def default_optimizers(self):
+    #: the paper's learning rate; `default_optimizers` uses it unless given a rate or schedule.
+    learning_rate = 2e-4
+
+    def default_optimizers(self, learning_rate=None):
         """(generator optimizer, discriminator optimizer) used when `compile()` is given none."""
-        return keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        return keras.optimizers.Adam(rate, beta_1=0.5), keras.optimizers.Adam(rate, beta_1=0.5)
 
     # -- Keras plumbing -------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ Table 1 exactly (5,181,089 / 18,498,481, see `param_count.py`): the SmaAt-UNet l
 import keras
 from keras import layers
 
+
+from anomzoo.layers import BN_MOMENTUM
 from anomzoo.layers.cbam import CBAM
 
 
@@ -28,7 +30,7 @@ def conv_unit(x, filters, separable, name):
         x = layers.Conv2D(filters, 1, name=f"{name}_pointwise")(x)
     else:
         x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -21,7 +21,9 @@ from anomzoo.models.skip_attention_gan.presets import PRESETS
 class SkipAttentionGAN(AdversarialAnomalyModel):
     """SAGAN. Inputs: images (B, H, W, C) in [0, 1].
 
-    Outputs: {"score": (B,), "anomaly_map": (B, H, W, 1), "reconstruction": (B, H, W, C)}.
+    Outputs: {"score": (B,), "anomaly_map": (B, H, W, 1), "reconstruction": (B, H, W, C),
+    "reconstruction_score": (B,) R(x), "latent_score": (B,) L(x)}. The two parts of the score are
+    exposed because their raw scales differ by an order of magnitude, so that L dominates A.
     """
 
     generator_term_names = ("con", "lat", "adv")
@@ -69,11 +71,6 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
             raise ValueError(f"unknown SAGAN preset {preset!r}; expected one of {sorted(cls.presets)}")
         return cls(**{**cls.presets[preset], **overrides})
 
-    def default_optimizers(self):
-        # The paper: Adam, lr 2e-3, betas (0.5, 0.999); the decay is set by the caller's schedule.
-        make = lambda: keras.optimizers.Adam(self.learning_rate, beta_1=0.5, beta_2=0.999)
-        return make(), make()
-
     def _forward(self, images, training):
         x = images * 2.0 - 1.0  # the networks work in [-1, 1], as Skip-GANomaly's do
         fake = self.generator(x, training=training)
@@ -104,4 +101,10 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
         score = self.score_weight * reconstruction_error + (1.0 - self.score_weight) * latent_error
         reconstruction = (fake + 1.0) * 0.5
         anomaly_map = ops.mean(ops.abs(images - reconstruction), axis=-1, keepdims=True)
-        return {"score": score, "anomaly_map": anomaly_map, "reconstruction": reconstruction}
+        return {
+            "score": score,
+            "anomaly_map": anomaly_map,
+            "reconstruction": reconstruction,
+            "reconstruction_score": reconstruction_error,
+            "latent_score": latent_error,
+        }

@@ -1,0 +1,50 @@
+"""`evaluate_model()`: test-set metrics of a trained model, with thresholds from normal data only."""
+
+import numpy as np
+
+from anomzoo import metrics
+
+#: how the detection and map thresholds are chosen; recorded with every result.
+THRESHOLD_RULE = (
+    "image threshold = 99th percentile of validation (normal) image scores; "
+    "map threshold = 99th percentile of validation (normal) anomaly-map pixels"
+)
+
+
+def predict(model, images, batch_size=64):
+    """Run the inference contract over uint8 (or [0, 1] float) images; numpy outputs, images dropped."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        images = images.astype("float32") / 255.0
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    return {k: np.asarray(v) for k, v in outputs.items() if np.ndim(v) == 1 or k == "anomaly_map"}
+
+
+def evaluate_model(model, dataset, batch_size=64):
+    """(metrics dict, test predictions) for `model` on `dataset.test`.
+
+    Thresholds come from the validation split (normal training images held out from training), so
+    no test label touches them; `iou_best` is the exception the metrics name as an oracle.
+    """
+    test = predict(model, dataset.test.images, batch_size)
+    threshold = map_threshold = None
+    if len(dataset.validation):
+        validation = predict(model, dataset.validation.images, batch_size)
+        threshold = metrics.threshold_from_normal(validation["score"], 0.99)
+        map_threshold = metrics.threshold_from_normal(validation["anomaly_map"], 0.99)
+    results = metrics.evaluate(
+        dataset.test.labels,
+        test["score"],
+        masks=dataset.test.masks,
+        maps=test["anomaly_map"] if dataset.test.masks is not None else None,
+        threshold=threshold,
+        map_threshold=map_threshold,
+    )
+    if threshold is not None:
+        results["score_threshold"] = float(threshold)
+    # Diagnostics: AUROC of each extra per-image output (e.g. SAGAN's R and L). Reported, never used
+    # to pick the score: that choice would be made with test labels.
+    for name, values in test.items():
+        if name != "score" and values.ndim == 1:
+            results[f"diagnostic_auroc_{name}"] = metrics.image_auroc(dataset.test.labels, values)
+    return results, test

@@ -1,0 +1,37 @@
+"""Writing files so that a failure never leaves a half-written one behind."""
+
+import contextlib
+import json
+import os
+import pathlib
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # some writers (Keras) refuse to overwrite; they get a fresh name
+    try:
+        yield pathlib.Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_model(model, path):
+    with atomic_path(path) as tmp:
+        model.save(tmp)

@@ -1,0 +1,38 @@
+"""Where a result came from: code version, machine and library versions."""
+
+import functools
+import os
+import pathlib
+import platform
+import subprocess
+
+import keras
+
+
+@functools.lru_cache(maxsize=None)
+def commit():
+    """The git commit of the anomzoo source, with "+dirty" when it has uncommitted changes.
+
+    Cached: the first call (at start-up, for long runs) names the code the process imported.
+    """
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        from anomzoo import __version__
+        return f"release {__version__}"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def environment():
+    import tensorflow as tf
+
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "accelerators": [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"],
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
