@@ -124,3 +124,33 @@ def deserialize_layer(obj):
     if obj is None or isinstance(obj, keras.layers.Layer):
         return obj
     return keras.saving.deserialize_keras_object(obj)
+
+
+class BoxLayer(keras.layers.Layer):
+    """What CutPaste and BoxFill share: a seeded random box per image (area and aspect ranges),
+    an optional `augment` layer, and an (image, mask) output."""
+
+    def __init__(self, seed=None, area_range=(0.02, 0.15), aspect_range=(0.3, 3.3), augment=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.area_range = check_range("area_range", area_range, 0.0, 1.0)
+        self.aspect_range = check_range("aspect_range", aspect_range, 0.0, float("inf"))
+        self.augment = deserialize_layer(augment)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if self.augment is not None and not self.augment.built:
+            self.augment.build(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), tuple(input_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "seed": self.seed,
+            "area_range": list(self.area_range),
+            "aspect_range": list(self.aspect_range),
+            "augment": serialize_layer(self.augment),
+        }

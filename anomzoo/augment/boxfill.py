@@ -6,12 +6,11 @@ import keras
 from keras import ops
 
 from ._common import (
+    BoxLayer,
     box_offsets,
     box_region,
     box_sizes,
     changed_mask,
-    check_range,
-    deserialize_layer,
     from_batch,
     serialize_layer,
     static_hwc,
@@ -24,7 +23,7 @@ FILLS = ("zeros", "augmented", "mixed")
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
-class BoxFill(keras.layers.Layer):
+class BoxFill(BoxLayer):
     """Replace a random box of each image with zeros or with the same box of an augmented copy.
 
     Attention + ADGAN, Sec. 3.2.1: "Similar to CutMix, a random region is selected ... The
@@ -42,32 +41,15 @@ class BoxFill(keras.layers.Layer):
     Deterministic given `seed`.
     """
 
-    def __init__(
-        self,
-        seed=None,
-        area_range=(0.02, 0.15),
-        aspect_range=(0.3, 3.3),
-        fill: str = "mixed",
-        augment=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, seed=None, area_range=(0.02, 0.15), aspect_range=(0.3, 3.3), fill: str = "mixed",
+                 augment=None, **kwargs):
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-        self.seed = seed
-        self.area_range = check_range("area_range", area_range, 0.0, 1.0)
-        self.aspect_range = check_range("aspect_range", aspect_range, 0.0, float("inf"))
+        super().__init__(seed, area_range, aspect_range, augment, **kwargs)
         self.fill = fill
-        self.augment_arg = deserialize_layer(augment)
-        self.augment = self.augment_arg
+        self.augment_arg = self.augment  # what get_config records: None stays None
         if self.augment is None and fill != "zeros":
             self.augment = HardAugment(seed=sub_seed(seed, 1))
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):
-        if self.augment is not None and not self.augment.built:
-            self.augment.build(input_shape)
-        self.built = True
 
     def fill_box(self, images, augmented):
         """Fill a box of `images` from zeros / `augmented` (None for fill="zeros"); returns (image, mask)."""
@@ -92,15 +74,5 @@ class BoxFill(keras.layers.Layer):
         augmented = None if self.fill == "zeros" else ops.cast(self.augment(x), self.compute_dtype)
         return from_batch(self.fill_box(x, augmented), single)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape), tuple(input_shape[:-1]) + (1,)
-
     def get_config(self):
-        return {
-            **super().get_config(),
-            "seed": self.seed,
-            "area_range": list(self.area_range),
-            "aspect_range": list(self.aspect_range),
-            "fill": self.fill,
-            "augment": serialize_layer(self.augment_arg),
-        }
+        return {**super().get_config(), "fill": self.fill, "augment": serialize_layer(self.augment_arg)}

@@ -6,23 +6,21 @@ import keras
 from keras import ops
 
 from ._common import (
+    BoxLayer,
     box_offsets,
     box_region,
     box_sizes,
     changed_mask,
-    check_range,
     coordinate_grids,
-    deserialize_layer,
     from_batch,
     gather_pixels,
-    serialize_layer,
     static_hwc,
     to_batch,
 )
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
-class CutPaste(keras.layers.Layer):
+class CutPaste(BoxLayer):
     """Cut a random rectangle out of each image and paste it at another random location of the
     same image (Li et al., CutPaste, CVPR 2021).
 
@@ -39,19 +37,6 @@ class CutPaste(keras.layers.Layer):
     destination boxes are drawn independently and may overlap or coincide (then the mask can be
     empty). Input (B, H, W, C) or one (H, W, C) image. Deterministic given `seed`.
     """
-
-    def __init__(self, seed=None, area_range=(0.02, 0.15), aspect_range=(0.3, 3.3), augment=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.area_range = check_range("area_range", area_range, 0.0, 1.0)
-        self.aspect_range = check_range("aspect_range", aspect_range, 0.0, float("inf"))
-        self.augment = deserialize_layer(augment)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):
-        if self.augment is not None and not self.augment.built:
-            self.augment.build(input_shape)
-        self.built = True
 
     def paste(self, images, source):
         """Paste a box of `source` (same shape as images) into `images`; returns (image, mask)."""
@@ -72,15 +57,3 @@ class CutPaste(keras.layers.Layer):
         x, single = to_batch(ops.cast(images, self.compute_dtype))
         source = x if self.augment is None else ops.cast(self.augment(x), self.compute_dtype)
         return from_batch(self.paste(x, source), single)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape), tuple(input_shape[:-1]) + (1,)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "seed": self.seed,
-            "area_range": list(self.area_range),
-            "aspect_range": list(self.aspect_range),
-            "augment": serialize_layer(self.augment),
-        }
