@@ -62,7 +62,6 @@ def _summary(results, out_dir):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # Imported here so that `anomzoo --help` answers without loading TensorFlow.
     from anomzoo import models, runs
     from anomzoo.data import DatasetError
 
