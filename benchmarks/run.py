@@ -66,9 +66,12 @@ def _markdown(record):
                          f"{e['images_per_second']:.1f} | {e['peak_rss_gb']:.1f} | {e['machine']} | {e['commit'][:10]} |")
         return "\n".join(lines) + "\n"
     paper = PAPER.get(name, {})
-    metric_keys = ["image_auroc", "pixel_auroc", "iou", "iou_best", "pro", "detection_accuracy"]
+    metric_keys = ["image_auroc", "pixel_auroc", "iou", "iou_best", "pro", "detection_accuracy",
+                   "diagnostic_auroc_reconstruction_score", "diagnostic_auroc_latent_score"]
+    short = {"diagnostic_auroc_reconstruction_score": "diag. AUROC of R", "diagnostic_auroc_latent_score":
+             "diag. AUROC of L", "iou_best": "iou_best (oracle)"}
     present = [k for k in metric_keys if any(k in e["metrics"] for e in record["entries"])]
-    header = ["target", *present] + (["paper AUROC"] if paper else []) + ["epochs", "seed", "train s", "commit"]
+    header = ["target", *[short.get(k, k) for k in present]] + (["paper AUROC"] if paper else []) + ["epochs", "seed", "train s", "commit"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in sorted(record["entries"], key=lambda e: e["key"]):
         m, p = e["metrics"], e["metrics"]["provenance"]
@@ -83,6 +86,8 @@ def _markdown(record):
                   + (f" (paper, all its classes: {paper['mean']:.3f})." if "mean" in paper else ".")]
     p = entries[0]["metrics"]["provenance"]
     lines += ["", f"Protocol: {p['protocol']}; selection: {p['selection_rule']}; thresholds: {p['threshold_rule']}.",
+              "diag.: AUROC of the score's parts R(x) and L(x) alone, on the test set; diagnostics only, "
+              "never used to choose the score. iou_best uses an oracle threshold (test masks), as AnoSeg reports it.",
               f"Machine: {p['machine']}, TensorFlow {p['tensorflow']}, Keras {p['keras']}."]
     return "\n".join(lines) + "\n"
 
@@ -128,6 +133,11 @@ def throughput(args, command):
                 "measured": time.strftime("%Y-%m-%d %H:%M"),
             })
             keras.backend.clear_session()
+
+
+def redraw(name):
+    """Regenerate results/<name>.md from results/<name>.json (after a change to the table)."""
+    write_text(RESULTS / f"{name}.md", _markdown(json.loads((RESULTS / f"{name}.json").read_text())))
 
 
 def main(argv=None):
