@@ -46,7 +46,7 @@ class AdversarialAnomalyModel(keras.Model):
     def anomaly_outputs(self, images):
         raise NotImplementedError
 
-    #: the paper's learning rate; `default_optimizers` uses it unless given a rate or schedule.
+    #: a subclass sets its paper's rate; `default_optimizers` uses it unless given a rate or schedule.
     learning_rate = 2e-4
 
     def default_optimizers(self, learning_rate=None):
@@ -83,8 +83,7 @@ class AdversarialAnomalyModel(keras.Model):
         return list(self._trackers.values())
 
     def build(self, input_shape):
-        # The networks are built when constructed; this only records the input shape.
-        self.input_spec_shape = tuple(input_shape)
+        # The networks are built when constructed; there is nothing left to create.
         self.built = True
 
     def call(self, images, training=False):
