@@ -15,7 +15,12 @@ from anomzoo.layers import BN_MOMENTUM
 
 
 def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="discriminator"):
-    """A functional model: images -> {"features": (B, 1, 1, latent_dim), "probability": (B,)}."""
+    """A functional model: images -> {"features": (B, 1, 1, latent_dim), "logits": (B,), "probability": (B,)}.
+
+    Losses should use the logits: Keras' binary cross-entropy on probabilities clips them to
+    [1e-7, 1 - 1e-7], so a saturated discriminator gets no gradient and never recovers (seen at
+    128 px with SAGAN's lr 2e-3: D called every image fake from the first epoch on).
+    """
     size = image_shape[0]
     if image_shape[0] != image_shape[1] or size < 8 or 2 ** int(math.log2(size)) != size:
         raise ValueError(f"the DCGAN discriminator needs square images of a power-of-two size >= 8, got {image_shape}")
@@ -30,6 +35,8 @@ def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="disc
         x = layers.LeakyReLU(0.2)(x)
         size, level = size // 2, level + 1
     features = layers.Conv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)
-    logits = layers.Conv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
-    probability = layers.Activation("sigmoid", dtype="float32")(layers.Reshape(())(logits))
-    return keras.Model(inputs, {"features": features, "probability": probability}, name=name)
+    logits = layers.Reshape((), name="logits")(
+        layers.Conv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
+    )
+    probability = layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
+    return keras.Model(inputs, {"features": features, "logits": logits, "probability": probability}, name=name)

@@ -135,3 +135,8 @@ class AdversarialAnomalyModel(keras.Model):
 def mean_over_pixels(x):
     """Per-image mean over all but the batch axis: (B, ...) -> (B,)."""
     return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
+
+
+def binary_cross_entropy(targets, logits):
+    """Mean BCE from logits: stable where the sigmoid saturates (probabilities would be clipped)."""
+    return ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))

@@ -2,7 +2,7 @@
 
 Skip-GANomaly's adversarial U-Net with CBAM attention and depthwise-separable convolutions:
     L_G = 40 L_con (L1 of x - G(x)) + 1 L_lat (L2 of D-features) + 1 L_adv,
-    L_D = BCE(D(x), 1) + BCE(D(G(x)), 0), halved as in Skip-GANomaly,
+    L_D = BCE(D(x), 1) + BCE(D(G(x)), 0), halved as in Skip-GANomaly (BCE from logits),
     A(x) = 0.2 R(x) + 0.8 L(x), R and L the mean squared image and feature differences.
 The paper min-max normalises A over the test set; that is rank-preserving (AUROC is unchanged) but
 uses test data, so the raw A(x) is the score here and thresholds come from normal data only.
@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from anomzoo.layers.dcgan import dcgan_discriminator
-from anomzoo.models.base import AdversarialAnomalyModel, mean_over_pixels
+from anomzoo.models.base import AdversarialAnomalyModel, binary_cross_entropy, mean_over_pixels
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
 from anomzoo.models.skip_attention_gan.presets import PRESETS
 
@@ -82,12 +82,11 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
         x, fake, real_out, fake_out = self._forward(images, training)
         con = ops.mean(ops.abs(x - fake))
         lat = ops.mean(ops.square(real_out["features"] - fake_out["features"]))
-        bce = keras.losses.binary_crossentropy
-        real_p, fake_p = real_out["probability"], fake_out["probability"]
-        adv = ops.mean(bce(ops.ones_like(fake_p)[:, None], fake_p[:, None]))
+        real_logits, fake_logits = real_out["logits"], fake_out["logits"]
+        adv = binary_cross_entropy(ops.ones_like(fake_logits), fake_logits)
         g_total = self.w_con * con + self.w_lat * lat + self.w_adv * adv
-        d_real = ops.mean(bce(ops.ones_like(real_p)[:, None], real_p[:, None]))
-        d_fake = ops.mean(bce(ops.zeros_like(fake_p)[:, None], fake_p[:, None]))
+        d_real = binary_cross_entropy(ops.ones_like(real_logits), real_logits)
+        d_fake = binary_cross_entropy(ops.zeros_like(fake_logits), fake_logits)
         d_total = 0.5 * (d_real + d_fake)
         return (
             {"total": g_total, "con": con, "lat": lat, "adv": adv},
