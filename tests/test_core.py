@@ -123,3 +123,18 @@ def test_unknown_model_and_preset_are_named():
         build_model("ganomalyy")
     with pytest.raises(ValueError, match="'tiny'"):
         build_model("sagan", preset="tiny")
+
+
+def test_adversarial_loss_keeps_its_gradient_when_the_discriminator_saturates():
+    """BCE from probabilities is clipped at 1e-7 and has zero gradient past it; from logits it does
+    not. A dead discriminator (every image "fake", logit -50) must still be pushed back."""
+    import tensorflow as tf
+
+    from anomzoo.models.base import binary_cross_entropy
+
+    logits = tf.Variable([-50.0, -50.0])
+    with tf.GradientTape() as tape:
+        loss = binary_cross_entropy(tf.ones(2), logits)
+    gradient = tape.gradient(loss, logits).numpy()
+    assert float(loss) == pytest.approx(50.0, rel=1e-4)
+    np.testing.assert_allclose(gradient, [-0.5, -0.5], rtol=1e-4)  # d/dlogit of mean BCE = (sigmoid - 1) / 2
