@@ -92,6 +92,17 @@ def _markdown(record):
     return "\n".join(lines) + "\n"
 
 
+def command_for_target(command, target):
+    """`command` with its --targets list narrowed to `target`, every other option kept."""
+    words = shlex.split(command)
+    if "--targets" not in words:
+        return command
+    start = end = words.index("--targets") + 1
+    while end < len(words) and not words[end].startswith("--"):
+        end += 1
+    return shlex.join(words[:start] + [target] + words[end:])
+
+
 def quality(name, args, command):
     dataset, protocol_key, default_targets, default_size = QUALITY[name]
     for target in args.targets or default_targets:
@@ -106,8 +117,7 @@ def quality(name, args, command):
         metrics = runs.train_run("skip_attention_gan", out, dataset=data, preset=args.preset, epochs=args.epochs,
                                  batch_size=args.batch_size, seed=args.seed, verbose=2, **options)
         print({k: v for k, v in metrics.items() if k != "provenance"}, flush=True)
-        target_command = f"{command.split(' --targets')[0]} --targets {target}" if "--targets" in command else command
-        _record(name, command, {"key": target, "command": target_command, "metrics": metrics})
+        _record(name, command, {"key": target, "command": command_for_target(command, target), "metrics": metrics})
 
 
 def throughput(args, command):
