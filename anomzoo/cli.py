@@ -41,12 +41,22 @@ def _dataset_options(args):
 
 
 def build_parser():
+    from anomzoo.validation import RULES
+
     parser = argparse.ArgumentParser(prog="anomzoo", description="Visual anomaly detection model zoo (Keras 3).")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model and report its test metrics")
     train.add_argument("model", help="registry name, e.g. skip_attention_gan (alias sagan)")
     train.add_argument("--preset", default="paper")
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=30,
+                       help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
+                            "segmentation, 1/3 detector) unless --stage-epochs is given (default: 30)")
+    train.add_argument("--stage-epochs", type=int, nargs="+", metavar="N",
+                       help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
+    train.add_argument("--selection", default="last", choices=sorted(RULES),
+                       help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
+                            "on held-out normal images + synthetic anomalies (never the test set); "
+                            "default: last")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
     evaluate.add_argument("model_path")
@@ -79,8 +89,8 @@ def main(argv=None):
         out_dir = pathlib.Path(args.out or default_out)
         if args.command == "train":
             results = runs.train_run(args.model, out_dir, dataset=args.dataset, preset=args.preset,
-                                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                     **_dataset_options(args))
+                                     epochs=args.stage_epochs or args.epochs, batch_size=args.batch_size,
+                                     seed=args.seed, selection=args.selection, **_dataset_options(args))
         else:
             results = runs.evaluate_run(args.model_path, out_dir, dataset=args.dataset,
                                         batch_size=args.batch_size, seed=args.seed, **_dataset_options(args))

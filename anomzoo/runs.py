@@ -31,27 +31,45 @@ def dataset_facts(dataset, dataset_name):
 
 
 def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
-              verbose="auto", **dataset_options):
-    """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance)."""
+              selection="last", verbose="auto", **dataset_options):
+    """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance).
+
+    With a selection rule other than "last" the saved model holds the selected weights and the
+    metrics of the last epoch's weights are reported beside them under "last", so that every run
+    shows what selection changed.
+    """
     started = time.time()
     name = canonical_name(model_name)
     data = load_dataset(dataset, seed=seed, **dataset_options)
     model = build_model(name, preset, image_shape=data.image_shape)
-    history = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose)
+    trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, selection=selection,
+                             verbose=verbose)
     train_seconds = time.time() - started
     out_dir = pathlib.Path(out_dir)
     save_model(model, out_dir / MODEL_FILE)
     results, predictions = evaluation.evaluate_model(model, data, batch_size)
+    selection_facts = {"rule": selection, "description": trained.selection_rule}
+    if trained.selector is not None:
+        selected_weights = model.get_weights()
+        model.set_weights(trained.selector.last_weights)
+        last, _ = evaluation.evaluate_model(model, data, batch_size)
+        model.set_weights(selected_weights)
+        results["last"] = {k: v for k, v in last.items() if not isinstance(v, (list, dict))}
+        selection_facts.update(selected_epochs=trained.selector.selected_epochs,
+                               validation_history=trained.selector.history)
+    history = trained.history.history
     facts = {
         "model": name,
         "preset": preset,
         **dataset_facts(data, dataset),
-        "epochs": epochs,
+        "epochs": sum(trained.stage_epochs),
+        "stage_epochs": dict(zip([s.name for s in model.stages], trained.stage_epochs)),
         "batch_size": batch_size,
         "seed": seed,
-        "selection_rule": training.SELECTION_RULE,
+        "selection_rule": trained.selection_rule,
+        "selection": selection_facts,
         "threshold_rule": evaluation.THRESHOLD_RULE,
-        "final_train_losses": {k: float(v[-1]) for k, v in history.history.items()},
+        "final_train_losses": {k: float(v[-1]) for k, v in history.items()},
         "train_seconds": round(train_seconds, 1),
         "wall_seconds": round(time.time() - started, 1),
         "commit": provenance.commit(),

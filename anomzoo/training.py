@@ -1,57 +1,98 @@
 """`train()`: the one way the CLI and the benchmarks fit a zoo model on an `AnomalyDataset`.
 
-It is plain `model.fit` with the paper's optimizer schedule, seeded data order and callbacks;
-users in a notebook can equally call `model.compile()` and `model.fit()` themselves.
+It is plain `model.fit` with the model's own optimizers and schedule, its stages one after the
+other (`StageSchedule`), seeded data order, and an optional checkpoint-selection rule scored on a
+validation set of held-out normal images and synthetic anomalies (`SelectOnValidation`). Users in
+a notebook can add the same callbacks to their own `model.fit`.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import math
 
 import keras
 import numpy as np
 
+from anomzoo.callbacks import SelectOnValidation, StageSchedule
 from anomzoo.data import make_pipeline
-from anomzoo.models.schedules import ConstantThenLinearDecay
-
-#: what every result trained here records as its checkpoint-selection rule.
-SELECTION_RULE = "last epoch (no checkpoint selection; test data unused in training)"
+from anomzoo.validation import RULES, synthetic_validation_set
 
 
-def paper_optimizers(model, steps):
-    """Two Adams at the model's learning rate, constant for half the run, then linear to zero."""
-    constant = steps // 2
-    schedule = ConstantThenLinearDecay(model.learning_rate, constant, max(steps - constant, 1))
-    return model.default_optimizers(learning_rate=schedule)
+@dataclasses.dataclass
+class TrainingResult:
+    """What `train` returns: the Keras history, the epochs of each stage, the selection rule and,
+    when the rule is not "last", the callback that holds the selected epochs and the last weights."""
+
+    history: keras.callbacks.History
+    stage_epochs: list
+    selection: str
+    selector: SelectOnValidation | None = None
+
+    @property
+    def selection_rule(self):
+        return RULES[self.selection]
 
 
-def train(model, dataset, *, epochs, batch_size=64, seed=0, callbacks=(), verbose="auto"):
+def split_epochs(model, epochs):
+    """Epochs per stage: a list (one per stage) as given, or an int split by `model.stage_fractions`."""
+    count = len(model.stages)
+    if isinstance(epochs, (list, tuple)):
+        stage_epochs = [int(e) for e in epochs]
+        if len(stage_epochs) != count or min(stage_epochs) < 1:
+            raise ValueError(f"{type(model).__name__} trains {count} stage(s) "
+                             f"({', '.join(s.name for s in model.stages)}): give one positive epoch count each, "
+                             f"got {list(epochs)}")
+        return stage_epochs
+    if int(epochs) < count:
+        raise ValueError(f"epochs={epochs}: {type(model).__name__} needs at least one epoch for each of its "
+                         f"{count} stages")
+    stage_epochs = [max(1, round(f * epochs)) for f in model.stage_fractions]
+    stage_epochs[0] += int(epochs) - sum(stage_epochs)  # rounding: the first stage takes the difference
+    return stage_epochs
+
+
+def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", callbacks=(), verbose="auto"):
     """Fit `model` on the normal training images of `dataset`, validating on its validation split.
 
-    Returns the Keras `History`. Raises FloatingPointError if a loss became NaN or infinite.
+    epochs: an int (split over the model's stages by its `stage_fractions`) or one count per stage.
+    selection: "last", or a validation metric of `anomzoo.validation.RULES` whose best epoch of each
+        stage is kept. Returns a `TrainingResult`. Raises FloatingPointError if a loss became NaN
+        or infinite, ValueError on a bad argument.
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"need epochs >= 1 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if selection not in RULES:
+        raise ValueError(f"unknown selection rule {selection!r}; expected one of {sorted(RULES)}")
     if dataset.image_shape != tuple(model.image_shape):
         raise ValueError(f"the model expects images of shape {tuple(model.image_shape)}, "
                          f"the dataset has {dataset.image_shape}; build the model with image_shape={dataset.image_shape}")
+    stage_epochs = split_epochs(model, epochs)
     keras.utils.set_random_seed(seed)
     train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed)
     validation_data = None
     if len(dataset.validation):
         validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
-    steps = epochs * math.ceil(len(dataset.train) / batch_size)
-    g_optimizer, d_optimizer = paper_optimizers(model, steps)
-    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    steps_per_epoch = math.ceil(len(dataset.train) / batch_size)
+    model.compile(stage_steps={s.name: e * steps_per_epoch for s, e in zip(model.stages, stage_epochs)})
+    model.set_stage(0)
+    schedule = StageSchedule(stage_epochs)
+    selector = None
+    if selection != "last":
+        selector = SelectOnValidation(synthetic_validation_set(dataset.validation.images, seed=seed),
+                                      monitor=selection, schedule=schedule, batch_size=batch_size)
     history = model.fit(
         train_data,
         validation_data=validation_data,
-        epochs=epochs,
-        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
+        epochs=sum(stage_epochs),
+        # The selector sits before the schedule: it restores a stage's best weights before the next starts.
+        callbacks=[keras.callbacks.TerminateOnNaN(), *([selector] if selector else []), schedule, *callbacks],
         verbose=verbose,
     )
     losses = history.history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)):
         raise FloatingPointError(
-            f"training diverged: the generator loss became {losses[-1] if losses else 'undefined'} "
+            f"training diverged: the loss became {losses[-1] if losses else 'undefined'} "
             f"after {len(losses)} epoch(s); try a lower learning rate or another seed"
         )
-    return history
+    return TrainingResult(history, stage_epochs, selection, selector)

@@ -378,27 +378,36 @@ def test_make_pipeline_images_only():
     images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     images[0] = 255
     batches = list(make_pipeline(images, batch_size=4, shuffle=False))
-    assert [b.shape[0] for b in batches] == [4, 4, 2]
-    first = batches[0].numpy()
+    assert [b["image"].shape[0] for b in batches] == [4, 4, 2]
+    assert set(batches[0]) == {"image"}
+    first = batches[0]["image"].numpy()
     assert first.dtype == np.float32 and first.min() >= 0 and first.max() == 1.0
     np.testing.assert_allclose(first, images[:4] / 255.0, atol=1e-6)
 
 
 def test_make_pipeline_shuffle_masks_labels_augment():
     images = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
-    masks = np.ones((10, 4, 4, 1), np.uint8)
+    masks = (np.arange(10) % 2).astype(np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
     labels = np.arange(10) % 2
 
     def order(seed):
-        ds = make_pipeline(images, batch_size=3, shuffle=True, seed=seed, drop_remainder=True, cache=False,
+        ds = make_pipeline(images, batch_size=3, shuffle=True, seed=seed, drop_remainder=True,
                            masks=masks, labels=labels)
-        return [tuple(np.round(x.numpy()[:, 0, 0, 0] * 255).astype(int)) for x, _, _ in ds]
+        return [tuple(np.round(b["image"].numpy()[:, 0, 0, 0] * 255).astype(int)) for b in ds]
 
-    assert order(1) == order(1) and len(order(1)) == 3
+    first_epoch = order(1)
+    assert first_epoch == order(1) and len(first_epoch) == 3
+    assert first_epoch != order(2)
+    # the mask and label travel with their own image through the shuffle
+    for batch in make_pipeline(images, batch_size=4, shuffle=True, seed=3, masks=masks, labels=labels):
+        index = np.round(batch["image"].numpy()[:, 0, 0, 0] * 255).astype(int)
+        np.testing.assert_array_equal(batch["label"].numpy(), index % 2)
+        np.testing.assert_array_equal(batch["mask"].numpy()[:, 0, 0, 0], index % 2)
     ds = make_pipeline(images, batch_size=5, shuffle=False, masks=masks, labels=labels,
-                       augment=lambda x, m, y: (1.0 - x, m, y))
-    x, m, y = next(iter(ds))
-    assert x.shape == (5, 4, 4, 1) and m.dtype.name == "float32" and y.dtype.name == "int32"
-    np.testing.assert_allclose(x.numpy()[:, 0, 0, 0], 1.0 - np.arange(5) / 255.0, atol=1e-6)
+                       augment=lambda b: {**b, "image": 1.0 - b["image"]})
+    batch = next(iter(ds))
+    assert batch["image"].shape == (5, 4, 4, 1) and batch["mask"].dtype.name == "float32"
+    assert batch["label"].dtype.name == "int32"
+    np.testing.assert_allclose(batch["image"].numpy()[:, 0, 0, 0], 1.0 - np.arange(5) / 255.0, atol=1e-6)
     with pytest.raises(ValueError, match="uint8"):
         make_pipeline(images.astype(np.float32), batch_size=2, shuffle=False)

@@ -1,9 +1,10 @@
-"""The zoo's models by registry name. `build_model("sagan", preset="paper")`."""
+"""The zoo's models by registry name. `build_model("anoseg", preset="paper")`."""
 
-from anomzoo.models.base import AdversarialAnomalyModel
+from anomzoo.models.anoseg import AnoSeg
+from anomzoo.models.base import AdversarialAnomalyModel, AnomalyModel, Stage
 from anomzoo.models.skip_attention_gan import SkipAttentionGAN
 
-MODELS = {"skip_attention_gan": SkipAttentionGAN}
+MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg}
 # "SAGAN" usually means Self-Attention GAN elsewhere, so it is an alias, not the registry key.
 ALIASES = {"sagan": "skip_attention_gan"}
 
@@ -21,4 +22,5 @@ def build_model(name, preset="paper", **overrides):
     return MODELS[canonical_name(name)].from_preset(preset, **overrides)
 
 
-__all__ = ["ALIASES", "MODELS", "AdversarialAnomalyModel", "SkipAttentionGAN", "build_model", "canonical_name"]
+__all__ = ["ALIASES", "MODELS", "AdversarialAnomalyModel", "AnoSeg", "AnomalyModel", "SkipAttentionGAN", "Stage",
+           "build_model", "canonical_name"]

@@ -1,82 +1,193 @@
-"""The one adversarial training core shared by every model of the zoo.
+"""The one training core shared by every model of the zoo.
 
-The four papers differ in their networks and loss terms, not in how a two-player step runs, so
-this class owns the step and a model supplies:
+The four papers differ in their networks and loss terms, not in how an adversarial step runs, so
+this class owns the step and a model declares:
 
-- `self.generator` and `self.discriminator` (Keras models), built in `__init__`;
-- `loss_terms(images, training)` -> `(generator_terms, discriminator_terms)`, two dicts of scalar
-  tensors, each with a "total" entry (the other entries are logged as they are named);
-- `anomaly_outputs(images)` -> the inference contract: {"score": (B,), "anomaly_map": (B, H, W, 1)},
-  higher meaning more anomalous; extra outputs may be added by name.
+- `stages`: the training stages, in order, each a `Stage(name, players)`; a player is a name
+  mapped to the networks (attribute names) its loss trains. SAGAN has one stage with players
+  "g" and "d"; AnoSeg a segmentation stage, then a detector stage. Networks of a finished stage
+  are frozen (the model calls them with training=False and no optimizer sees them), and every
+  stage's networks live in the same `.keras` file;
+- `loss_terms(batch, stage, training)` -> {player: {"total": scalar, other terms...}}, where
+  `batch` is a dict: "image" (B, H, W, C) in [0, 1], and "mask" / "label" when the data has them.
+  A model that learns from synthetic anomalies makes them here, inside the step, so that images
+  and masks never part in `tf.data`;
+- `anomaly_outputs(images)` -> the inference contract {"score": (B,), "anomaly_map": (B, H, W, 1)},
+  higher meaning more anomalous; extra outputs may be added by name;
+- `default_optimizers(stage_steps)` -> {player: optimizer}, its paper's rates and schedule, where
+  `stage_steps` maps a stage name to the number of steps it will train (None when unknown).
 
-One forward pass feeds both players: the generator's gradient is taken with the discriminator as
-it is, and the discriminator's with the generated images as they are. That is exactly the
-(Skip-)GANomaly update, which steps G and then D on the same D weights and the same fake batch.
-Everything here except the gradient tape is backend-neutral; the tape is the one TensorFlow piece.
+One forward pass feeds every player of a stage: each player's gradient is taken from the same
+tape, so a generator's step sees the discriminator as it is and vice versa, exactly the
+(Skip-)GANomaly update. Logged names come from what the loss terms return: the first player's
+total is "loss" (so TerminateOnNaN and EarlyStopping work), the others' "<player>_loss", and every
+other term under its own name. Everything here except the gradient tape is backend-neutral.
 """
 
+import dataclasses
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 
-class AdversarialAnomalyModel(keras.Model):
-    """Base class: two players, two optimizers, `model.fit`-ready.
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A training stage: its name and {player name: tuple of network attribute names}."""
+
+    name: str
+    players: dict
+
+
+def as_batch(data):
+    """What `fit` / `evaluate` hand a step, as the dict every model reads.
+
+    A dict passes through; a tuple or list is (image, mask, label) in that order (Keras wraps a
+    plain array as a 1-tuple); a tensor is the images alone.
+    """
+    if isinstance(data, dict):
+        if "image" not in data:
+            raise ValueError(f"a batch dict needs an 'image' entry, got keys {sorted(data)}")
+        return data
+    if isinstance(data, (tuple, list)):
+        return {key: value for key, value in zip(("image", "mask", "label"), data) if value is not None}
+    return {"image": data}
+
+
+class AnomalyModel(keras.Model):
+    """Base class: declared stages and players, their optimizers, `model.fit`-ready.
 
     Subclasses pass their constructor arguments to `super().__init__(config=...)` so that
-    `get_config` / `from_config` and `.keras` files work without further code.
+    `get_config` / `from_config` and `.keras` files work without further code, and set
+    `presets` to {name: {"config": {...}, "metadata": {...}}} for `from_preset`.
     """
 
-    #: names of the generator / discriminator loss terms a subclass reports besides "total".
-    generator_term_names: tuple = ()
-    discriminator_term_names: tuple = ()
+    stages: tuple = ()
+    presets: dict = {}
 
     def __init__(self, config=None, **kwargs):
         super().__init__(**kwargs)
         self._model_config = dict(config or {})
-        # "loss" is the generator's total so that TerminateOnNaN and EarlyStopping("loss") work.
-        names = ["loss", "d_loss", *self.generator_term_names, *self.discriminator_term_names]
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        # The stage being trained; a variable, so that a saved model remembers which stages are done.
+        self._stage_variable = keras.Variable(0, dtype="int32", trainable=False, name="stage")
+        self._stage_index = 0
+        self._set_trackers({})
 
     # -- what a model provides ------------------------------------------------------------------
 
-    def loss_terms(self, images, training):
+    def loss_terms(self, batch, stage, training):
         raise NotImplementedError
 
     def anomaly_outputs(self, images):
         raise NotImplementedError
 
-    #: a subclass sets its paper's rate; `default_optimizers` uses it unless given a rate or schedule.
-    learning_rate = 2e-4
+    def default_optimizers(self, stage_steps=None):
+        raise NotImplementedError
 
-    def default_optimizers(self, learning_rate=None):
-        """(generator optimizer, discriminator optimizer) used when `compile()` is given none."""
-        rate = self.learning_rate if learning_rate is None else learning_rate
-        return keras.optimizers.Adam(rate, beta_1=0.5), keras.optimizers.Adam(rate, beta_1=0.5)
+    #: each stage's share of `training.train(epochs=N)`, in stage order (a two-stage model overrides).
+    stage_fractions = (1.0,)
+
+    # -- presets --------------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Build a named configuration, e.g. `AnoSeg.from_preset("paper")`; `overrides` on top."""
+        if preset not in cls.presets:
+            raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}")
+        return cls(**{**cls.presets[preset]["config"], **overrides})
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    @property
+    def stage(self):
+        """The `Stage` being trained."""
+        return self.stages[self._stage_index]
+
+    def stage_of(self, name):
+        """The index of the stage called `name` (an index passes through)."""
+        names = [s.name for s in self.stages]
+        if isinstance(name, (int, np.integer)):
+            if not 0 <= name < len(names):
+                raise ValueError(f"stage index {name} out of range; {type(self).__name__} has stages {names}")
+            return int(name)
+        if name not in names:
+            raise ValueError(f"unknown stage {name!r}; {type(self).__name__} has stages {names}")
+        return names.index(name)
+
+    def set_stage(self, stage):
+        """Train `stage` (name or index) from now on; the networks of earlier stages are frozen.
+
+        Inside `fit` this takes effect at the next step (the train and test functions are rebuilt).
+        """
+        index = self.stage_of(stage)
+        self._stage_variable.assign(index)
+        self._stage_index = index
+        for position, each in enumerate(self.stages):
+            for networks in each.players.values():
+                for network in networks:
+                    getattr(self, network).trainable = position >= index
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
+        if getattr(self, "test_function", None) is not None:
+            self.make_test_function(force=True)
+
+    def player_variables(self, player):
+        networks = next(s.players[player] for s in self.stages if player in s.players)
+        return [v for network in networks for v in getattr(self, network).trainable_variables]
+
+    def _sync_stage(self):
+        """Read the stage back from its variable (after loading a saved model)."""
+        index = int(ops.convert_to_numpy(self._stage_variable))
+        if index != self._stage_index:
+            self.set_stage(index)
 
     # -- Keras plumbing -------------------------------------------------------------------------
 
-    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
-        """Set the two players' optimizers; other keyword arguments go to `keras.Model.compile`."""
-        default_g, default_d = self.default_optimizers()
-        self.g_optimizer = g_optimizer or default_g
-        self.d_optimizer = d_optimizer or default_d
+    def compile(self, optimizers=None, stage_steps=None, **kwargs):
+        """Set every player's optimizer: `optimizers` {player: optimizer}, else the paper's defaults
+        (`stage_steps` {stage: steps} lets their schedules end with training). Other keyword
+        arguments go to `keras.Model.compile`."""
+        chosen = dict(self.default_optimizers(stage_steps))
+        chosen.update(optimizers or {})
+        players = [p for s in self.stages for p in s.players]
+        if sorted(chosen) != sorted(players):
+            raise ValueError(f"optimizers must be given for the players {players}, got {sorted(chosen)}")
+        self.player_optimizers = {p: chosen[p] for p in players}
         super().compile(**kwargs)
+        self._make_trackers()
+
+    def _make_trackers(self):
+        """One Mean per logged name, named by what each stage's loss terms return (a probe on two
+        blank images, in inference mode so that no statistic moves)."""
+        probe = {"image": ops.zeros((2, *self.image_shape))}
+        names = []
+        for each in self.stages:
+            names += [n for n in self._log_values(each, self.loss_terms(probe, each.name, training=False))
+                      if n not in names]
+        self._set_trackers({name: keras.metrics.Mean(name=name) for name in names})
+
+    def _set_trackers(self, trackers):
+        # Plain attribute: the trackers are made after the model is built (their names come from the
+        # loss terms), and Keras' tracking refuses new state then. Their values are never saved.
+        object.__setattr__(self, "_trackers", trackers)
 
     def get_compile_config(self):
-        return {
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-        }
+        return {"optimizers": {p: keras.optimizers.serialize(o) for p, o in self.player_optimizers.items()}}
 
     def compile_from_config(self, config):
-        self.compile(
-            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-        )
+        self.compile(optimizers={p: keras.optimizers.deserialize(o) for p, o in config["optimizers"].items()})
         # Build the optimizers' slots now so that a .keras file restores their state too.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        for player, optimizer in self.player_optimizers.items():
+            optimizer.build(self.player_variables(player))
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self._sync_stage()
+
+    def make_train_function(self, force=False):
+        self._sync_stage()
+        return super().make_train_function(force)
 
     @property
     def metrics(self):
@@ -101,40 +212,55 @@ class AdversarialAnomalyModel(keras.Model):
 
     # -- the step -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _images(data):
-        """Unsupervised models train on images alone; accept (images, ...) tuples too."""
-        return data[0] if isinstance(data, (tuple, list)) else data
-
     def train_step(self, data):
-        images = self._images(data)
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
+        stage = self.stage
         with tf.GradientTape(persistent=True) as tape:
-            g_terms, d_terms = self.loss_terms(images, training=True)
-        g_grads = tape.gradient(g_terms["total"], g_vars)
-        d_grads = tape.gradient(d_terms["total"], d_vars)
+            terms = self.loss_terms(as_batch(data), stage.name, training=True)
+        for player in stage.players:
+            variables = self.player_variables(player)
+            gradients = tape.gradient(terms[player]["total"], variables)
+            self.player_optimizers[player].apply(gradients, variables)
         del tape
-        self.g_optimizer.apply(g_grads, g_vars)
-        self.d_optimizer.apply(d_grads, d_vars)
-        return self._update_trackers(g_terms, d_terms)
+        return self._update_trackers(stage, terms)
 
     def test_step(self, data):
-        g_terms, d_terms = self.loss_terms(self._images(data), training=False)
-        return self._update_trackers(g_terms, d_terms)
+        stage = self.stage
+        return self._update_trackers(stage, self.loss_terms(as_batch(data), stage.name, training=False))
 
-    def _update_trackers(self, g_terms, d_terms):
-        values = {"loss": g_terms["total"], "d_loss": d_terms["total"]}
-        values.update({k: v for k, v in g_terms.items() if k != "total"})
-        values.update({k: v for k, v in d_terms.items() if k != "total"})
+    @staticmethod
+    def _log_values(stage, terms):
+        values = {}
+        for position, player in enumerate(stage.players):
+            player_terms = dict(terms[player])
+            values["loss" if position == 0 else f"{player}_loss"] = player_terms.pop("total")
+            values.update(player_terms)
+        return values
+
+    def _update_trackers(self, stage, terms):
+        values = self._log_values(stage, terms)
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        return {name: self._trackers[name].result() for name in values}
+
+
+# The name the first model's code and notebooks used; one core, one class.
+AdversarialAnomalyModel = AnomalyModel
 
 
 def mean_over_pixels(x):
     """Per-image mean over all but the batch axis: (B, ...) -> (B,)."""
     return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
+
+
+def masked_mean_per_image(values, weights, epsilon=1e-6):
+    """Per-image weighted mean: sum(values * weights) / sum(weights) over all but the batch axis.
+
+    weights broadcast against values (a (B, H, W, 1) mask over (B, H, W, C) values counts each
+    pixel once per channel). Returns (B,); an image whose weights are all zero gives 0.
+    """
+    weights = ops.broadcast_to(weights, ops.shape(values))
+    total = mean_over_pixels(values * weights)
+    return total / ops.maximum(mean_over_pixels(weights), epsilon)
 
 
 def binary_cross_entropy(targets, logits):

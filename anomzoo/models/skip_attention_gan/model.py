@@ -12,13 +12,14 @@ import keras
 from keras import ops
 
 from anomzoo.layers.dcgan import dcgan_discriminator
-from anomzoo.models.base import AdversarialAnomalyModel, binary_cross_entropy, mean_over_pixels
+from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
 from anomzoo.models.skip_attention_gan.presets import PRESETS
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
-class SkipAttentionGAN(AdversarialAnomalyModel):
+class SkipAttentionGAN(AnomalyModel):
     """SAGAN. Inputs: images (B, H, W, C) in [0, 1].
 
     Outputs: {"score": (B,), "anomaly_map": (B, H, W, 1), "reconstruction": (B, H, W, C),
@@ -26,8 +27,7 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
     exposed because their raw scales differ by an order of magnitude, so that L dominates A.
     """
 
-    generator_term_names = ("con", "lat", "adv")
-    discriminator_term_names = ("d_real", "d_fake")
+    stages = (Stage("adversarial", {"g": ("generator",), "d": ("discriminator",)}),)
     presets = PRESETS
 
     def __init__(
@@ -64,12 +64,17 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
         self.discriminator = dcgan_discriminator(image_shape, discriminator_filters)
         self.build((None, *image_shape))
 
-    @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Build a named configuration, e.g. `SkipAttentionGAN.from_preset("paper")`."""
-        if preset not in cls.presets:
-            raise ValueError(f"unknown SAGAN preset {preset!r}; expected one of {sorted(cls.presets)}")
-        return cls(**{**cls.presets[preset], **overrides})
+    def default_optimizers(self, stage_steps=None):
+        """Adam (0.5, 0.999) at the paper's 2e-3 for G and D; with the run's length known, the
+        Skip-GANomaly "lambda" rule: constant for half the steps, then linear decay to zero."""
+        steps = (stage_steps or {}).get("adversarial")
+        optimizers = {}
+        for player in ("g", "d"):
+            rate = self.learning_rate
+            if steps:
+                rate = ConstantThenLinearDecay(self.learning_rate, steps // 2, max(steps - steps // 2, 1))
+            optimizers[player] = keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.999)
+        return optimizers
 
     def _forward(self, images, training):
         x = images * 2.0 - 1.0  # the networks work in [-1, 1], as Skip-GANomaly's do
@@ -78,8 +83,8 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
         fake_out = self.discriminator(fake, training=training)
         return x, fake, real_out, fake_out
 
-    def loss_terms(self, images, training):
-        x, fake, real_out, fake_out = self._forward(images, training)
+    def loss_terms(self, batch, stage, training):
+        x, fake, real_out, fake_out = self._forward(batch["image"], training)
         con = ops.mean(ops.abs(x - fake))
         lat = ops.mean(ops.square(real_out["features"] - fake_out["features"]))
         real_logits, fake_logits = real_out["logits"], fake_out["logits"]
@@ -88,10 +93,10 @@ class SkipAttentionGAN(AdversarialAnomalyModel):
         d_real = binary_cross_entropy(ops.ones_like(real_logits), real_logits)
         d_fake = binary_cross_entropy(ops.zeros_like(fake_logits), fake_logits)
         d_total = 0.5 * (d_real + d_fake)
-        return (
-            {"total": g_total, "con": con, "lat": lat, "adv": adv},
-            {"total": d_total, "d_real": d_real, "d_fake": d_fake},
-        )
+        return {
+            "g": {"total": g_total, "con": con, "lat": lat, "adv": adv},
+            "d": {"total": d_total, "d_real": d_real, "d_fake": d_fake},
+        }
 
     def anomaly_outputs(self, images):
         x, fake, real_out, fake_out = self._forward(images, training=False)

@@ -1,0 +1,71 @@
+"""Honest model selection: a fixed validation set of held-out normal images and synthetic anomalies.
+
+No test image is ever seen before the final evaluation, so the checkpoint a run keeps is chosen on
+this set: the validation split's normal images plus one synthetic anomaly made from each of them
+(AnomalySynthesizer, seeded, with its exact mask). The set is made once per run, so every epoch is
+scored on the same images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from anomzoo import metrics
+
+#: selection rules: "last" keeps the final epoch's weights; the others the epoch (of each stage)
+#: with the best value of that validation metric.
+RULES = {
+    "last": "last epoch of each stage (no checkpoint selection)",
+    "val_syn_auroc": "epoch of each stage with the best mean of image and pixel AUROC on the validation set "
+                     "(held-out normal images + seeded synthetic anomalies of them; no test data)",
+    "val_syn_image_auroc": "epoch of each stage with the best image AUROC on the validation set "
+                           "(held-out normal images + seeded synthetic anomalies of them; no test data)",
+    "val_syn_pixel_auroc": "epoch of each stage with the best pixel AUROC on the validation set "
+                           "(held-out normal images + seeded synthetic anomalies of them; no test data)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticValidation:
+    """images (N, H, W, C) float32 in [0, 1]; labels (N,) 0 normal / 1 synthetic; masks (N, H, W, 1)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self):
+        return int(self.images.shape[0])
+
+
+def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256):
+    """The validation set made from `images` ((N, H, W, C) uint8 normal images, held out from training).
+
+    At most `max_normal` of them are used (a seeded choice), each with one synthetic anomaly; an
+    anomaly whose mask came out empty (the synthesiser changed nothing) is left out.
+    """
+    from anomzoo.augment import AnomalySynthesizer
+
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"need (N, H, W, C) normal validation images, got shape {images.shape}; "
+                         "the selection rules other than 'last' need a validation split")
+    if len(images) > max_normal:
+        images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
+    normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+    anomalies, masks = (np.asarray(t) for t in AnomalySynthesizer(seed=seed, mode=mode)(normal))
+    changed = masks.reshape(len(masks), -1).max(axis=1) > 0
+    return SyntheticValidation(
+        images=np.concatenate([normal, anomalies[changed]]),
+        labels=np.concatenate([np.zeros(len(normal), np.int32), np.ones(int(changed.sum()), np.int32)]),
+        masks=np.concatenate([np.zeros_like(masks), masks[changed]]).astype("float32"),
+    )
+
+
+def validation_metrics(model, validation, batch_size=32):
+    """{"val_syn_image_auroc", "val_syn_pixel_auroc", "val_syn_auroc" (their mean)} of `model`."""
+    outputs = model.predict(validation.images, batch_size=batch_size, verbose=0)
+    image = metrics.image_auroc(validation.labels, np.asarray(outputs["score"]))
+    pixel = metrics.pixel_auroc(validation.masks, np.asarray(outputs["anomaly_map"]))
+    return {"val_syn_image_auroc": image, "val_syn_pixel_auroc": pixel, "val_syn_auroc": 0.5 * (image + pixel)}
