@@ -42,6 +42,12 @@ def evaluate_model(model, dataset, batch_size=64):
     )
     if threshold is not None:
         results["score_threshold"] = float(threshold)
+    if "iou" in results:
+        # AnoSeg's Fig. 6b: mean IoU as the map threshold sweeps [0, 1] (a curve over test masks,
+        # reported for robustness to the threshold, never used to choose one).
+        thresholds = np.round(np.linspace(0.0, 1.0, 21), 3)
+        curve = metrics.iou_curve(dataset.test.masks, test["anomaly_map"], thresholds)
+        results["iou_curve"] = {"thresholds": thresholds.tolist(), "iou": [float(v) for v in curve]}
     # Diagnostics: AUROC of each extra per-image output (e.g. SAGAN's R and L). Reported, never used
     # to pick the score: that choice would be made with test labels.
     for name, values in test.items():

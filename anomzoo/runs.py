@@ -31,7 +31,7 @@ def dataset_facts(dataset, dataset_name):
 
 
 def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
-              selection="last", verbose="auto", **dataset_options):
+              selection="last", model_options=None, verbose="auto", **dataset_options):
     """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance).
 
     With a selection rule other than "last" the saved model holds the selected weights and the
@@ -41,7 +41,7 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
     started = time.time()
     name = canonical_name(model_name)
     data = load_dataset(dataset, seed=seed, **dataset_options)
-    model = build_model(name, preset, image_shape=data.image_shape)
+    model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
     trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, selection=selection,
                              verbose=verbose)
     train_seconds = time.time() - started
@@ -61,6 +61,7 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
     facts = {
         "model": name,
         "preset": preset,
+        "model_options": dict(model_options or {}),
         **dataset_facts(data, dataset),
         "epochs": sum(trained.stage_epochs),
         "stage_epochs": dict(zip([s.name for s in model.stages], trained.stage_epochs)),

@@ -1,13 +1,16 @@
 """Quality and speed benchmarks of the zoo, one command each; results land in benchmarks/results/.
 
-    python benchmarks/run.py sagan_cifar10 --targets frog bird --epochs 1
-    python benchmarks/run.py sagan_mnist --targets 0 1 --epochs 3
-    python benchmarks/run.py sagan_tire --image-size 128 --epochs 10
-    python benchmarks/run.py throughput
+    python benchmarks/run.py anoseg tire --image-size 64 --preset lite --seeds 0 1 2 --stage-epochs 8 4
+    python benchmarks/run.py sagan tire --image-size 64 --epochs 10 --selection val_syn_auroc
+    python benchmarks/run.py sagan cifar10 --targets frog --epochs 1
+    python benchmarks/run.py anoseg mnist --targets 0 1 --epochs 3 --preset lite
+    python benchmarks/run.py anoseg throughput --sizes 128 256 --preset paper lite
 
-Each target's metrics (with provenance) are written to results/<benchmark>.json as soon as it
-finishes, and results/<benchmark>.md is regenerated from that JSON, so an interrupted run keeps
-what it measured. Data comes from ../shared/data (or --data-dir).
+Each run's metrics (with provenance: model, preset, data, epochs per stage, seed, selection rule
+and selected epochs, threshold rule, commit, machine, wall time) are written to
+results/<model>_<benchmark>.json as soon as it finishes, and results/<model>_<benchmark>.md is
+redrawn from that JSON, so an interrupted benchmark keeps what it measured. Data comes from
+../shared/data (or --data-dir).
 """
 
 import argparse
@@ -24,150 +27,251 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from anomzoo import provenance, runs
-from anomzoo.files import write_json, write_text
-from anomzoo.models import build_model
+from anomzoo.files import atomic_path, write_json, write_text
+from anomzoo.models import build_model, canonical_name
+from anomzoo.validation import RULES
 
 HERE = pathlib.Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
+SHORT_NAMES = {"skip_attention_gan": "sagan"}  # results files keep the names they were first written under
 
-# What the paper reports, for the side-by-side tables (SAGAN Table 2: CIFAR-10 leave-one-class-out AUC).
+# What the papers report, for the side-by-side tables.
 PAPER = {
+    # SAGAN Table 2: CIFAR-10 leave-one-class-out AUC.
     "sagan_cifar10": {"frog": 0.996, "bird": 0.957, "cat": 0.951, "deer": 0.998, "dog": 0.975,
                       "horse": 0.891, "ship": 0.990, "truck": 0.980, "mean": 0.967},
 }
 
-QUALITY = {
+BENCHMARKS = {
     # name: (dataset, protocol keyword, default targets, default image size)
-    "sagan_cifar10": ("cifar10", "anomalous_class", ["frog", "bird", "cat", "deer", "dog", "horse", "ship", "truck"], 32),
-    "sagan_mnist": ("mnist", "normal_class", [str(k) for k in range(10)], 32),
-    "sagan_tire": (None, None, ["tire"], 256),
+    "cifar10": ("cifar10", "anomalous_class", ["frog", "bird", "cat", "deer", "dog", "horse", "ship", "truck"], 32),
+    "mnist": ("mnist", "normal_class", [str(k) for k in range(10)], 32),
+    "digits": ("digits", "normal_class", [str(k) for k in range(10)], 32),
+    "tire": (None, None, ["tire"], 256),
 }
+METRICS = ["image_auroc", "pixel_auroc", "pro", "iou", "iou_best", "detection_accuracy",
+           "diagnostic_auroc_map_max_score", "diagnostic_auroc_map_top1_score",
+           "diagnostic_auroc_reconstruction_score", "diagnostic_auroc_latent_score"]
+SHORT = {"iou_best": "iou_best (oracle)", "diagnostic_auroc_map_max_score": "AUROC map max",
+         "diagnostic_auroc_map_top1_score": "AUROC map top-1%", "diagnostic_auroc_reconstruction_score":
+         "diag. AUROC of R", "diagnostic_auroc_latent_score": "diag. AUROC of L"}
+
+
+def results_name(model, benchmark):
+    return f"{SHORT_NAMES.get(model, model)}_{benchmark}"
 
 
 def _record(name, command, entry):
-    """Add or replace one target's entry in results/<name>.json and redraw the markdown table."""
+    """Add or replace one entry in results/<name>.json and redraw its markdown (and IoU curves)."""
     path = RESULTS / f"{name}.json"
     record = json.loads(path.read_text()) if path.is_file() else {"benchmark": name, "entries": []}
     record["entries"] = [e for e in record["entries"] if e.get("key") != entry["key"]] + [entry]
     record["command"] = command
     write_json(path, record)
-    write_text(RESULTS / f"{name}.md", _markdown(record))
+    redraw(name)
 
 
-def _markdown(record):
-    name = record["benchmark"]
-    lines = [f"# {name}", "", f"Re-run: `{record['command']}` (each entry also records its own command).", ""]
-    if name == "throughput":
-        lines += ["| preset | image size | batch | separable | images/s | peak RSS (GB) | machine | commit |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for e in record["entries"]:
-            lines.append(f"| {e['preset']} | {e['image_size']} | {e['batch_size']} | {e['separable']} | "
-                         f"{e['images_per_second']:.1f} | {e['peak_rss_gb']:.1f} | {e['machine']} | {e['commit'][:10]} |")
-        return "\n".join(lines) + "\n"
-    paper = PAPER.get(name, {})
-    metric_keys = ["image_auroc", "pixel_auroc", "iou", "iou_best", "pro", "detection_accuracy",
-                   "diagnostic_auroc_reconstruction_score", "diagnostic_auroc_latent_score"]
-    short = {"diagnostic_auroc_reconstruction_score": "diag. AUROC of R", "diagnostic_auroc_latent_score":
-             "diag. AUROC of L", "iou_best": "iou_best (oracle)"}
-    present = [k for k in metric_keys if any(k in e["metrics"] for e in record["entries"])]
-    header = ["target", *[short.get(k, k) for k in present]] + (["paper AUROC"] if paper else []) + ["epochs", "seed", "train s", "commit"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for e in sorted(record["entries"], key=lambda e: e["key"]):
-        m, p = e["metrics"], e["metrics"]["provenance"]
-        row = [e["key"], *[f"{m[k]:.3f}" if k in m else "-" for k in present]]
-        row += [f"{paper[e['key']]:.3f}" if e["key"] in paper else "-"] if paper else []
-        row += [str(p["epochs"]), str(p["seed"]), f"{p['train_seconds']:.0f}", p["commit"][:10]]
+def _fmt(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def _group(entry):
+    p = entry["metrics"]["provenance"]
+    variant = "".join(f"+{k}={v}" for k, v in p.get("model_options", {}).items())
+    return (p.get("target"), tuple(p.get("image_size", []))[:1], f"{p.get('preset')}{variant}",
+            json.dumps(p.get("stage_epochs", p.get("epochs"))), p.get("selection", {}).get("rule", "last"))
+
+
+def _quality_markdown(record):
+    entries = sorted(record["entries"], key=lambda e: e["key"])
+    present = [k for k in METRICS if any(k in e["metrics"] for e in entries)]
+    lines = [f"# {record['benchmark']}", "", f"Last command: `{record['command']}` (each entry records its own).", ""]
+    # One row per configuration: the mean ± std over its seeds, selected and last weights side by side.
+    lines += ["## By configuration (mean ± std over seeds)", "",
+              "| target | size | preset | epochs per stage | selection | seeds | "
+              + " | ".join(SHORT.get(k, k) for k in present) + " | last: image AUROC | last: pixel AUROC |",
+              "|" + "---|" * (len(present) + 8)]
+    groups = {}
+    for e in entries:
+        groups.setdefault(_group(e), []).append(e)
+    for (target, size, preset, epochs, rule), members in groups.items():
+        m = [e["metrics"] for e in members]
+        row = [str(target), f"{size[0] if size else '-'}", str(preset), epochs, rule,
+               ", ".join(str(x["provenance"]["seed"]) for x in m)]
+        row += [_fmt([x.get(k) for x in m]) for k in present]
+        row += [_fmt([x.get("last", {}).get(k) for x in m]) for k in ("image_auroc", "pixel_auroc")]
         lines.append("| " + " | ".join(row) + " |")
-    entries = record["entries"]
-    if len(entries) > 1:
-        mean = np.mean([e["metrics"]["image_auroc"] for e in entries])
-        lines += ["", f"Mean image AUROC over the {len(entries)} targets run: {mean:.3f}"
-                  + (f" (paper, all its classes: {paper['mean']:.3f})." if "mean" in paper else ".")]
+    lines += ["", "## Every run", "", "| key | image AUROC | pixel AUROC | PRO | selected epochs | train s | commit |",
+              "|---|---|---|---|---|---|---|"]
+    for e in entries:
+        m, p = e["metrics"], e["metrics"]["provenance"]
+        chosen = p.get("selection", {}).get("selected_epochs") or "-"
+        if isinstance(chosen, dict):
+            chosen = ", ".join(f"{stage} {v['epoch']}" for stage, v in chosen.items())
+        lines.append(f"| {e['key']} | {_fmt([m.get('image_auroc')])} | {_fmt([m.get('pixel_auroc')])} | "
+                     f"{_fmt([m.get('pro')])} | {chosen} | {p['train_seconds']:.0f} | {p['commit'][:10]} |")
+    paper = PAPER.get(record["benchmark"])
+    if paper:
+        lines += ["", "Paper: " + ", ".join(f"{k} {v:.3f}" for k, v in paper.items())]
     p = entries[0]["metrics"]["provenance"]
-    lines += ["", f"Protocol: {p['protocol']}; selection: {p['selection_rule']}; thresholds: {p['threshold_rule']}.",
-              "diag.: AUROC of the score's parts R(x) and L(x) alone, on the test set; diagnostics only, "
-              "never used to choose the score. iou_best uses an oracle threshold (test masks), as AnoSeg reports it.",
+    lines += ["", f"Protocol: {p['protocol']}; thresholds: {p['threshold_rule']}.",
+              "Selection rules: " + "; ".join(f"`{k}`: {v}" for k, v in RULES.items()) + ".",
+              "\"last\" columns: the same run evaluated with the last epoch's weights of every stage. AUROC map "
+              "max / top-1%: image scores taken from the anomaly map (labelled alternatives to the model's score); "
+              "diag. R / L: SAGAN's score parts alone. iou uses the map threshold from validation normals; "
+              "iou_best is an oracle threshold (test masks), as AnoSeg reports it.",
               f"Machine: {p['machine']}, TensorFlow {p['tensorflow']}, Keras {p['keras']}."]
     return "\n".join(lines) + "\n"
 
 
-def command_for_target(command, target):
-    """`command` with its --targets list narrowed to `target`, every other option kept."""
-    words = shlex.split(command)
-    if "--targets" not in words:
-        return command
-    start = end = words.index("--targets") + 1
-    while end < len(words) and not words[end].startswith("--"):
-        end += 1
-    return shlex.join(words[:start] + [target] + words[end:])
+def _iou_curves_png(record, path):
+    curves = [e for e in record["entries"] if "iou_curve" in e["metrics"]]
+    if not curves:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in sorted(curves, key=lambda e: e["key"]):
+        curve = e["metrics"]["iou_curve"]
+        ax.plot(curve["thresholds"], curve["iou"], label=e["key"], lw=1)
+    ax.set_xlabel("map threshold")
+    ax.set_ylabel("mean IoU (anomalous test images)")
+    ax.set_title(f"{record['benchmark']}: IoU vs threshold (AnoSeg Fig. 6b)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
 
 
-def quality(name, args, command):
-    dataset, protocol_key, default_targets, default_size = QUALITY[name]
-    for target in args.targets or default_targets:
-        options = {"image_size": args.image_size or default_size}
-        if dataset is None:  # MVTec layout: the target is the category folder
-            data = pathlib.Path(args.data_dir) / "mvtec3d_tire_rgb" / target
-        else:
-            data = dataset
-            options.update({protocol_key: int(target) if target.isdigit() else target, "data_dir": args.data_dir})
-        out = pathlib.Path(args.runs_dir) / name / target
-        print(f"== {name} {target}: {args.epochs} epochs -> {out}", flush=True)
-        metrics = runs.train_run("skip_attention_gan", out, dataset=data, preset=args.preset, epochs=args.epochs,
-                                 batch_size=args.batch_size, seed=args.seed, verbose=2, **options)
-        print({k: v for k, v in metrics.items() if k != "provenance"}, flush=True)
-        _record(name, command, {"key": target, "command": command_for_target(command, target), "metrics": metrics})
-
-
-def throughput(args, command):
-    """Training images/s of the paper network at 32 px and 256 px (random images: speed only)."""
-    import keras
-
-    for size, batch in ((32, 64), (256, 4)):
-        for separable in (True, False):
-            model = build_model("skip_attention_gan", args.preset, image_shape=(size, size, 3), separable=separable)
-            model.compile()
-            images = np.random.default_rng(0).random((batch * (6 if size <= 64 else 3), size, size, 3), dtype=np.float32)
-            model.fit(images[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
-            started = time.time()
-            model.fit(images, batch_size=batch, epochs=1, verbose=0)
-            rate = len(images) / (time.time() - started)
-            print(f"{size} px separable={separable}: {rate:.1f} images/s", flush=True)
-            env = provenance.environment()
-            _record("throughput", command, {
-                "key": f"{size}px-{'dsc' if separable else 'conv'}", "preset": args.preset, "image_size": size,
-                "batch_size": batch, "separable": separable, "images_per_second": rate,
-                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-                "machine": env["machine"], "tensorflow": env["tensorflow"], "commit": provenance.commit(),
-                "measured": time.strftime("%Y-%m-%d %H:%M"),
-            })
-            keras.backend.clear_session()
+def _throughput_markdown(record):
+    lines = [f"# {record['benchmark']}", "", f"Re-run: `{record['command']}`.", "",
+             "| model | preset | image size | batch | stage | images/s | peak RSS (GB) | machine | commit |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in sorted(record["entries"], key=lambda e: e["key"]):
+        lines.append(f"| {e.get('model', 'skip_attention_gan')} | {e['preset']} | {e['image_size']} | "
+                     f"{e['batch_size']} | {e.get('stage', '-')} | {e['images_per_second']:.2f} | "
+                     f"{e['peak_rss_gb']:.1f} | {e['machine']} | {e['commit'][:10]} |")
+    lines += ["", "Training images per second on random images (speed only), after one traced warm-up epoch; "
+              "measured with nothing else running. Peak RSS is the process's maximum so far (it includes "
+              "the rows measured before it)."]
+    return "\n".join(lines) + "\n"
 
 
 def redraw(name):
-    """Regenerate results/<name>.md from results/<name>.json (after a change to the table)."""
-    write_text(RESULTS / f"{name}.md", _markdown(json.loads((RESULTS / f"{name}.json").read_text())))
+    """Regenerate results/<name>.md (and the IoU-curve plot) from results/<name>.json."""
+    record = json.loads((RESULTS / f"{name}.json").read_text())
+    if name.endswith("throughput"):
+        write_text(RESULTS / f"{name}.md", _throughput_markdown(record))
+        return
+    write_text(RESULTS / f"{name}.md", _quality_markdown(record))
+    _iou_curves_png(record, RESULTS / f"{name}_iou_curve.png")
+
+
+def command_for_run(command, target, seed):
+    """`command` narrowed to one target and one seed, every other option kept."""
+    words = shlex.split(command)
+    for flag, value in (("--targets", target), ("--seeds", str(seed))):
+        if flag in words:
+            start = end = words.index(flag) + 1
+            while end < len(words) and not words[end].startswith("--"):
+                end += 1
+            words = words[:start] + [value] + words[end:]
+    return shlex.join(words)
+
+
+def quality(model, benchmark, args, command):
+    dataset, protocol_key, default_targets, default_size = BENCHMARKS[benchmark]
+    size = args.image_size or default_size
+    epochs = args.stage_epochs or args.epochs
+    for target in args.targets or default_targets:
+        for seed in args.seeds:
+            options = {"image_size": size}
+            if dataset is None:  # MVTec layout: the target is the category folder
+                data = pathlib.Path(args.data_dir) / "mvtec3d_tire_rgb" / target
+            else:
+                data = dataset
+                options[protocol_key] = int(target) if target.isdigit() else target
+                if dataset != "digits":
+                    options["data_dir"] = args.data_dir
+            variant = "".join(f"+{k}={v}" for k, v in args.model_options.items())
+            key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
+            out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
+            print(f"== {model} {benchmark} {key} -> {out}", flush=True)
+            metrics = runs.train_run(model, out, dataset=data, preset=args.preset, epochs=epochs,
+                                     batch_size=args.batch_size, seed=seed, selection=args.selection,
+                                     model_options=args.model_options, verbose=2,
+                                     **options)
+            print({k: v for k, v in metrics.items() if k not in ("provenance", "iou_curve")}, flush=True)
+            _record(results_name(model, benchmark), command,
+                    {"key": key, "command": command_for_run(command, target, seed), "metrics": metrics})
+
+
+def throughput(model, args, command):
+    """Training images/s of each stage at each size (random images: speed only)."""
+    import keras
+
+    for preset in args.presets:
+        for size in args.sizes:
+            batch = args.batch_size
+            net = build_model(model, preset, image_shape=(size, size, 3))
+            net.compile()
+            images = np.random.default_rng(0).random((batch * args.steps, size, size, 3), dtype=np.float32)
+            for stage in net.stages:
+                net.set_stage(stage.name)
+                net.fit(images[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
+                started = time.time()
+                net.fit(images, batch_size=batch, epochs=1, verbose=0)
+                rate = len(images) / (time.time() - started)
+                print(f"{model} {preset} {size} px {stage.name}: {rate:.2f} images/s", flush=True)
+                env = provenance.environment()
+                _record(results_name(model, "throughput"), command, {
+                    "key": f"{preset}-{size}px-{stage.name}", "model": model, "preset": preset, "image_size": size,
+                    "batch_size": batch, "stage": stage.name, "images_per_second": rate,
+                    "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                    "machine": env["machine"], "tensorflow": env["tensorflow"], "commit": provenance.commit(),
+                    "measured": time.strftime("%Y-%m-%d %H:%M"),
+                })
+            keras.backend.clear_session()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=[*QUALITY, "throughput"])
+    parser.add_argument("model", help="registry name or alias (e.g. anoseg, sagan)")
+    parser.add_argument("benchmark", choices=[*BENCHMARKS, "throughput"])
     parser.add_argument("--targets", nargs="+", help="classes / categories (default: all of the benchmark's)")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=15, help="epochs in all (split over a model's stages)")
+    parser.add_argument("--stage-epochs", type=int, nargs="+", help="epochs of each stage, in order")
+    parser.add_argument("--selection", default="last", choices=sorted(RULES))
     parser.add_argument("--image-size", type=int)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--preset", default="paper")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="model options on top of the preset, e.g. balanced_segmentation=true")
+    parser.add_argument("--presets", nargs="+", default=["paper"], help="throughput: presets to time")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="throughput: image sizes")
+    parser.add_argument("--steps", type=int, default=3, help="throughput: timed steps per stage")
     parser.add_argument("--data-dir", default=os.environ.get("ANOMZOO_DATA_DIR", str(DEFAULT_DATA)))
     parser.add_argument("--runs-dir", default=str(HERE.parent / "runs" / "benchmarks"))
     args = parser.parse_args(argv)
+    args.model_options = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    model = canonical_name(args.model)
     provenance.commit()  # pin the commit of the code this process runs, before any later edit
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if args.benchmark == "throughput":
-        throughput(args, command)
+        throughput(model, args, command)
     else:
-        quality(args.benchmark, args, command)
+        quality(model, args.benchmark, args, command)
 
 
 if __name__ == "__main__":

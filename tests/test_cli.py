@@ -72,3 +72,27 @@ def test_bad_input_is_a_clear_error(argv, culprit, capsys):
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
     assert "skip_attention_gan (aliases: sagan)" in capsys.readouterr().out
+
+
+def test_train_anoseg_both_stages_with_selection_on_the_tire(tire_root, tmp_path):
+    """AnoSeg end to end on real defects (tiny preset, 32 px): both stages, selection on synthetic
+    validation anomalies, selected and last metrics side by side, pixel metrics and the IoU curve."""
+    run = tmp_path / "run"
+    argv = ["train", "anoseg", "--preset", "tiny", "--dataset", str(tire_root), "--image-size", "32",
+            "--stage-epochs", "1", "1", "--selection", "val_syn_auroc", "--out", str(run)]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "pro", "iou", "iou_best", "diagnostic_auroc_map_max_score"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert set(metrics["last"]) >= {"image_auroc", "pixel_auroc"}
+    assert len(metrics["iou_curve"]["iou"]) == len(metrics["iou_curve"]["thresholds"]) == 21
+    facts = metrics["provenance"]
+    assert facts["stage_epochs"] == {"segmentation": 1, "detector": 1} and facts["epochs"] == 2
+    assert facts["selection"]["rule"] == "val_syn_auroc"
+    assert set(facts["selection"]["selected_epochs"]) == {"segmentation", "detector"}
+    assert "synthetic anomalies" in facts["selection_rule"]
+
+
+def test_wrong_stage_epochs_are_a_clear_error(capsys):
+    assert main(["train", "anoseg", "--preset", "tiny", "--stage-epochs", "1", "1", "1"]) == 2
+    assert "2 stage(s)" in capsys.readouterr().err

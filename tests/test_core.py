@@ -66,10 +66,21 @@ def test_standard_callbacks(trained):
 def test_compile_defaults_are_the_papers_optimizer():
     model = small_sagan()
     model.compile()
-    for optimizer in (model.g_optimizer, model.d_optimizer):
+    optimizers = model.player_optimizers
+    assert sorted(optimizers) == ["d", "g"]
+    for optimizer in optimizers.values():
         assert float(optimizer.learning_rate) == pytest.approx(2e-3)
         assert optimizer.beta_1 == 0.5 and optimizer.beta_2 == 0.999
-    assert model.g_optimizer is not model.d_optimizer
+    assert optimizers["g"] is not optimizers["d"]
+
+
+def test_sagan_schedule_is_sagans_own():
+    """Given the run's length, SAGAN's optimizers decay linearly over its second half (the lambda rule)."""
+    model = small_sagan()
+    model.compile(stage_steps={"adversarial": 100})
+    schedule = model.player_optimizers["g"].learning_rate
+    assert isinstance(schedule, anomzoo.ConstantThenLinearDecay)
+    assert float(schedule(0)) == pytest.approx(2e-3) and float(schedule(100)) < 1e-4
 
 
 def test_inference_contract(mnist_ones):
@@ -100,7 +111,7 @@ def test_keras_round_trip_gives_identical_outputs_in_a_fresh_process(trained, mn
     np.testing.assert_array_equal(reloaded["anomaly_map"], expected["anomaly_map"])
     # Optimizer state comes back too, so training can resume where it stopped.
     again = anomzoo.load_model(path)
-    assert int(again.g_optimizer.iterations) == int(model.g_optimizer.iterations) == 18
+    assert int(again.player_optimizers["g"].iterations) == int(model.player_optimizers["g"].iterations) == 18
 
 
 def test_nan_loss_stops_with_a_clear_error():
@@ -121,8 +132,8 @@ def test_train_rejects_a_model_of_the_wrong_shape():
 def test_unknown_model_and_preset_are_named():
     with pytest.raises(ValueError, match="'ganomalyy'.*skip_attention_gan"):
         build_model("ganomalyy")
-    with pytest.raises(ValueError, match="'tiny'"):
-        build_model("sagan", preset="tiny")
+    with pytest.raises(ValueError, match="'tinyy'.*paper"):
+        build_model("sagan", preset="tinyy")
 
 
 def test_adversarial_loss_keeps_its_gradient_when_the_discriminator_saturates():

@@ -30,16 +30,20 @@ def _basic_block(x, filters, stride, name):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-def resnet18_encoder(input_shape, filters=(64, 128, 256, 512), blocks=(2, 2, 2, 2), stem_filters=None,
-                     name="encoder"):
-    """A functional model: (B, H, W, C) -> (B, H/32, W/32, filters[-1]).
+def resnet18_encoder(input_shape, filters=(64, 128, 256, 512), blocks=(2, 2, 2, 2), stride=32, name="encoder"):
+    """A functional model: (B, H, W, C) -> (B, H/stride, W/stride, filters[-1]).
 
     filters / blocks: per stage; ResNet-18 is (64, 128, 256, 512) / (2, 2, 2, 2). Narrower or
     shallower settings give the same structure at a lower cost (the zoo's `tiny` presets).
+    stride: 32 is ResNet-18's; 16 drops the stem's max pooling and 8 also its stride, as ResNets
+    for small images do, so that small inputs keep a feature map larger than 1x1 or 2x2.
     """
+    if stride not in (8, 16, 32):
+        raise ValueError(f"the ResNet-18 encoder's stride must be 8, 16 or 32, got {stride}")
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, stem_filters or filters[0], 7, 2, "stem")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = _conv_bn(inputs, filters[0], 7, 2 if stride >= 16 else 1, "stem")
+    if stride == 32:
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, (width, count) in enumerate(zip(filters, blocks)):
         for block in range(count):
             stride = 2 if stage > 0 and block == 0 else 1

@@ -1,7 +1,7 @@
 """The zoo's models by registry name. `build_model("anoseg", preset="paper")`."""
 
 from anomzoo.models.anoseg import AnoSeg
-from anomzoo.models.base import AdversarialAnomalyModel, AnomalyModel, Stage
+from anomzoo.models.base import AnomalyModel, Stage
 from anomzoo.models.skip_attention_gan import SkipAttentionGAN
 
 MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg}
@@ -22,5 +22,5 @@ def build_model(name, preset="paper", **overrides):
     return MODELS[canonical_name(name)].from_preset(preset, **overrides)
 
 
-__all__ = ["ALIASES", "MODELS", "AdversarialAnomalyModel", "AnoSeg", "AnomalyModel", "SkipAttentionGAN", "Stage",
+__all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "SkipAttentionGAN", "Stage",
            "build_model", "canonical_name"]

@@ -243,10 +243,6 @@ class AnomalyModel(keras.Model):
         return {name: self._trackers[name].result() for name in values}
 
 
-# The name the first model's code and notebooks used; one core, one class.
-AdversarialAnomalyModel = AnomalyModel
-
-
 def mean_over_pixels(x):
     """Per-image mean over all but the batch axis: (B, ...) -> (B,)."""
     return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)

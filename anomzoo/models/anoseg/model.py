@@ -35,6 +35,9 @@ class AnoSeg(AnomalyModel):
     1% pixels: labelled alternatives to the detector's score), and with a detector
     "detector_score" (Eq. 5)}. `score` is the output named by the `score` option.
 
+    balanced_segmentation: L_Seg as the mean of its value over normal-target and over anomalous-target
+    pixels (a deviation from Eq. 2's plain mean, off by default).
+
     Ablation switches (Tables 3 and 5): coordinate_channels, masked_reconstruction, adversarial
     (w_adv > 0), hard_augmentation (False = CutPaste of the un-augmented image only), detector,
     detector_map_input, detector_feature_matching (w_det_fea > 0), detector_classification
@@ -51,10 +54,12 @@ class AnoSeg(AnomalyModel):
         encoder_blocks=(2, 2, 2, 2),
         decoder_filters=networks.DECODER_FILTERS,
         discriminator_filters=networks.DISCRIMINATOR_FILTERS,
+        encoder_stride="auto",
         coordinate_channels=True,
         masked_reconstruction=True,
         hard_augmentation=True,
         anomaly_fraction=0.5,
+        balanced_segmentation=False,
         w_seg=1.0,
         w_re=1.0,
         w_adv=0.1,
@@ -68,11 +73,12 @@ class AnoSeg(AnomalyModel):
         score_beta=0.1,
         score="detector",
         learning_rate=2e-4,
+        discriminator_learning_rate=None,
         synthesis_seed=0,
         **kwargs,
     ):
         image_shape = tuple(int(d) for d in image_shape)
-        networks.check_image_shape(image_shape)
+        stride = networks.encoder_stride_for(image_shape, encoder_stride)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         if score == "detector" and not detector:
@@ -82,18 +88,20 @@ class AnoSeg(AnomalyModel):
         config = dict(
             image_shape=image_shape, encoder_filters=tuple(encoder_filters), encoder_blocks=tuple(encoder_blocks),
             decoder_filters=tuple(decoder_filters), discriminator_filters=tuple(discriminator_filters),
-            coordinate_channels=coordinate_channels, masked_reconstruction=masked_reconstruction,
-            hard_augmentation=hard_augmentation, anomaly_fraction=anomaly_fraction, w_seg=w_seg, w_re=w_re,
+            encoder_stride=encoder_stride, coordinate_channels=coordinate_channels, masked_reconstruction=masked_reconstruction,
+            hard_augmentation=hard_augmentation, anomaly_fraction=anomaly_fraction,
+            balanced_segmentation=balanced_segmentation, w_seg=w_seg, w_re=w_re,
             w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
             w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
-            score_beta=score_beta, score=score, learning_rate=learning_rate, synthesis_seed=synthesis_seed,
+            score_beta=score_beta, score=score, learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
+            synthesis_seed=synthesis_seed,
         )
         super().__init__(config=config, **kwargs)
         for key, value in config.items():
             setattr(self, key, value)
         channels = image_shape[-1]
         self.segmenter = networks.segmenter(image_shape, encoder_filters, encoder_blocks, decoder_filters,
-                                            coordinate_channels)
+                                            coordinate_channels, stride)
         self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters)
         # "p = 0" switches hard augmentation off: the pasted patch is then the image's own (CutPaste only).
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0)
@@ -103,7 +111,7 @@ class AnoSeg(AnomalyModel):
             pair_channels = channels + 1 if detector_map_input else channels
             self.detector_generator = networks.detector_generator(
                 (*image_shape[:2], pair_channels), channels, encoder_filters, encoder_blocks, decoder_filters,
-                coordinate_channels)
+                coordinate_channels, stride)
             self.detector_discriminator = networks.discriminator(
                 (*image_shape[:2], pair_channels), discriminator_filters, name="detector_discriminator")
             stages.append(Stage("detector", {"detector_g": ("detector_generator",),
@@ -114,8 +122,11 @@ class AnoSeg(AnomalyModel):
         self.build((None, *image_shape))
 
     def default_optimizers(self, stage_steps=None):
-        """Adam (0.5, 0.999) at a constant rate for every player (the paper gives no optimizer)."""
-        return {player: keras.optimizers.Adam(self.learning_rate, beta_1=0.5, beta_2=0.999)
+        """Adam (0.5, 0.999) at a constant rate for every player (the paper gives no optimizer); the
+        discriminators at `discriminator_learning_rate` when it is set."""
+        d_rate = self.discriminator_learning_rate or self.learning_rate
+        return {player: keras.optimizers.Adam(d_rate if player.endswith("d") else self.learning_rate,
+                                              beta_1=0.5, beta_2=0.999)
                 for stage in self.stages for player in stage.players}
 
     # -- synthetic anomalies --------------------------------------------------------------------
@@ -147,7 +158,16 @@ class AnoSeg(AnomalyModel):
         x, target = self._segmentation_batch(images)
         out = self.segmenter(x, training=training)
         normal_map, reconstruction = out["map"], out["reconstruction"]
-        seg = ops.mean(ops.abs(target - normal_map))
+        seg_error = ops.abs(target - normal_map)
+        if self.balanced_segmentation:
+            # Anomalous pixels are a few percent of a batch: the plain mean is lowest for a map of
+            # all ones, where the sigmoid saturates and stops learning. Balanced, each class of
+            # pixels (normal / anomalous target) weighs half.
+            anomalous = 1.0 - target
+            seg = 0.5 * (ops.sum(seg_error * target) / ops.maximum(ops.sum(target), 1.0)
+                         + ops.sum(seg_error * anomalous) / ops.maximum(ops.sum(anomalous), 1.0))
+        else:
+            seg = ops.mean(seg_error)
         error = ops.abs(x - reconstruction)
         re = ops.mean(masked_mean_per_image(error, target) if self.masked_reconstruction else mean_over_pixels(error))
         real = self.discriminator(ops.concatenate([x, target], axis=-1), training=training)["logits"]

@@ -11,14 +11,14 @@ _LOSSES = {"w_seg": 1.0, "w_re": 1.0, "w_adv": 0.1, "w_det_adv": 1.0, "w_det_fea
 PRESETS = {
     "paper": {
         "config": {"image_shape": (256, 256, 3), **_LOSSES},
-        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 58_596_292,
+        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 77_707_849,
                      "description": "Table 6 exactly at 256 px: ResNet-18 encoder, two decoders "
                                     "(512-256-128-128-128-128), the 8-conv discriminator, coordinate "
                                     "channels; plus the detector of Appendix A."},
     },
     "lite": {
         "config": {"image_shape": (256, 256, 3), "decoder_filters": (256, 128, 64, 64, 32, 32), **_LOSSES},
-        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 38_424_708,
+        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 55_990_249,
                      "description": "Table 6 with narrower decoders (256-128-64-64-32-32): the layers at "
                                     "full resolution cost a sixteenth, for CPU training. Not the paper's "
                                     "network."},
@@ -27,7 +27,7 @@ PRESETS = {
         "config": {"image_shape": (32, 32, 3), "encoder_filters": (8, 16, 16, 16), "encoder_blocks": (1, 1, 1, 1),
                    "decoder_filters": (16, 16, 8, 8, 8, 8), "discriminator_filters": (8, 16, 16, 16, 16, 16, 8),
                    **_LOSSES},
-        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 0,
-                     "description": "A few tens of thousands of weights, for tests and smoke runs; not for results."},
+        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 109_225,
+                     "description": "About 110 thousand weights, for tests and smoke runs; not for results."},
     },
 }

@@ -1,0 +1,120 @@
+"""AnoSeg: Table 6's layers, coordinate channels, the synthetic training pairs, losses, switches."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from anomzoo import training
+from anomzoo.data import load_dataset
+from anomzoo.layers.coords import CoordinateChannels
+from anomzoo.models import AnoSeg, build_model
+from anomzoo.models.base import masked_mean_per_image
+
+# Table 6, decoder: (height, channels) of Conv 1, ConvTr 1, Conv 2, ..., ConvTr 5, Conv 6, Conv 7.
+TABLE6_DECODER = [(8, 512), (16, 512), (16, 256), (32, 256), (32, 128), (64, 128), (64, 128), (128, 128),
+                  (128, 128), (256, 128), (256, 128)]
+TABLE6_DISCRIMINATOR = [(128, 64), (64, 128), (32, 256), (16, 512), (8, 512), (4, 512), (2, 128), (1, 1)]
+
+
+def _shapes(network, prefix, kinds=("Conv2D", "Conv2DTranspose")):
+    return [(layer.output.shape[1], layer.output.shape[-1]) for layer in network.layers
+            if type(layer).__name__ in kinds and layer.name.startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return build_model("anoseg", "paper")
+
+
+def test_table6_at_256_px(paper):
+    segmenter = paper.segmenter
+    assert segmenter.get_layer("segmenter_encoder").output.shape[1:] == (8, 8, 512)
+    for decoder in ("map_decoder", "image_decoder"):
+        hidden = _shapes(segmenter, decoder)[:-1]
+        assert hidden == TABLE6_DECODER, (decoder, hidden)
+    assert _shapes(segmenter, "map_decoder_out") == [(256, 1)]
+    assert _shapes(segmenter, "image_decoder_out") == [(256, 3)]
+    assert _shapes(paper.discriminator, "conv_") == TABLE6_DISCRIMINATOR
+    assert paper.discriminator.input.shape[-1] == 4  # concat(image, map)
+    # the detector: AnoSeg's structure without the map decoder, its discriminator on concat(image, map)
+    assert _shapes(paper.detector_generator, "image_decoder")[:-1] == TABLE6_DECODER
+    assert _shapes(paper.detector_discriminator, "conv_") == TABLE6_DISCRIMINATOR
+
+
+@pytest.mark.parametrize("size, stride", [(64, 8), (128, 16), (256, 32), (512, 32)])
+def test_smaller_images_keep_table6s_8x8_feature_map(size, stride):
+    model = build_model("anoseg", "tiny", image_shape=(size, size, 3))
+    encoder = model.segmenter.get_layer("segmenter_encoder")
+    assert encoder.output.shape[1] == size // stride
+    assert model.segmenter.output["map"].shape[1:] == (size, size, 1)
+    keras.backend.clear_session()
+
+
+def test_coordinate_channels():
+    out = keras.ops.convert_to_numpy(CoordinateChannels()(np.zeros((2, 4, 5, 3), "float32")))
+    assert out.shape == (2, 4, 5, 5)
+    np.testing.assert_allclose(out[0, :, 0, 3], [-1, -1 / 3, 1 / 3, 1], atol=1e-6)  # rows
+    np.testing.assert_allclose(out[0, 0, :, 4], [-1, -0.5, 0, 0.5, 1], atol=1e-6)  # columns
+    with_coords = build_model("anoseg", "tiny")
+    without = build_model("anoseg", "tiny", coordinate_channels=False)
+    assert with_coords.segmenter.get_layer("segmenter_encoder").input.shape[-1] == 5
+    assert without.segmenter.get_layer("segmenter_encoder").input.shape[-1] == 3
+
+
+def test_segmentation_batch_targets_follow_the_masks():
+    model = build_model("anoseg", "tiny")
+    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    x, target = (ops.convert_to_numpy(t) for t in model._segmentation_batch(images))
+    changed = np.any(x != images, axis=(1, 2, 3))
+    assert 0.25 < changed.mean() < 0.75  # about half the batch becomes synthetic anomalies
+    for i in range(len(images)):
+        if changed[i]:  # 0 exactly on the pixels the synthesiser changed, 1 elsewhere
+            np.testing.assert_array_equal(target[i, ..., 0] == 0, np.any(x[i] != images[i], axis=-1))
+        else:  # normal images: masks all ones
+            assert np.all(target[i] == 1)
+
+
+def test_masked_reconstruction_ignores_the_anomalous_region():
+    values = np.zeros((2, 4, 4, 3), "float32")
+    values[0, :2] = 5.0  # a large error, but only inside the anomalous half
+    weights = np.ones((2, 4, 4, 1), "float32")
+    weights[0, :2] = 0.0
+    np.testing.assert_allclose(ops.convert_to_numpy(masked_mean_per_image(values, weights)), [0.0, 0.0])
+    np.testing.assert_allclose(ops.convert_to_numpy(masked_mean_per_image(values + 1.0, weights)), [1.0, 1.0])
+
+
+def test_anomaly_map_is_the_complement_of_the_normal_map_and_scores_are_labelled():
+    model = build_model("anoseg", "tiny")
+    out = model.predict(np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32), verbose=0)
+    np.testing.assert_allclose(out["anomaly_map"], 1.0 - out["normal_map"], atol=1e-6)
+    np.testing.assert_allclose(out["map_max_score"], out["anomaly_map"].reshape(3, -1).max(axis=1), atol=1e-6)
+    np.testing.assert_array_equal(out["score"], out["detector_score"])
+    by_map = build_model("anoseg", "tiny", score="map_top1")
+    out = by_map.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
+    np.testing.assert_array_equal(out["score"], out["map_top1_score"])
+
+
+def test_ablation_switches():
+    single = build_model("anoseg", "tiny", detector=False, score="map_max")
+    assert [s.name for s in single.stages] == ["segmentation"] and single.stage_fractions == (1.0,)
+    assert not hasattr(single, "detector_generator")
+    image_only = build_model("anoseg", "tiny", detector_map_input=False)
+    assert image_only.detector_discriminator.input.shape[-1] == 3
+    assert build_model("anoseg", "tiny", hard_augmentation=False).synthesizer.p == 0.0
+    with pytest.raises(ValueError, match="score='detector' needs detector=True"):
+        build_model("anoseg", "tiny", detector=False)
+
+
+@pytest.mark.parametrize("shape", [(48, 48, 3), (64, 32, 3), (4, 4, 3)])
+def test_bad_image_sizes_are_named(shape):
+    with pytest.raises(ValueError, match="power-of-two size"):
+        AnoSeg(image_shape=shape, encoder_filters=(8, 8, 8, 8), encoder_blocks=(1, 1, 1, 1))
+
+
+def test_segmentation_losses_go_down_on_real_digits():
+    data = load_dataset("digits", normal_class=1, image_size=32)
+    model = build_model("anoseg", "tiny", image_shape=data.image_shape, detector=False, score="map_max",
+                        learning_rate=1e-3)
+    history = training.train(model, data, epochs=6, batch_size=16, seed=0, verbose=0).history.history
+    assert history["seg"][-1] < history["seg"][0] and history["re"][-1] < 0.8 * history["re"][0], history

@@ -1,0 +1,132 @@
+"""The standard tests every registered model gets for free: build `tiny`, fit every stage on the
+built-in digits, the inference contract, `.keras` and config round trips, complete presets.
+
+A new model passes here by adding its folder and its registry line; nothing here names a model.
+"""
+
+import math
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import anomzoo
+from anomzoo import training
+from anomzoo.data import load_dataset
+from anomzoo.models import MODELS, build_model
+
+
+def trainable_count(network):
+    return sum(math.prod(v.shape) for v in network.trainable_variables)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", normal_class=0, image_size=32)
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def fitted(request, digits):
+    """Each model's `tiny` preset trained one epoch per stage, selecting on the synthetic validation
+    set (each traced fit costs tens of seconds on 2 cores, so the tests below share it)."""
+    model = build_model(request.param, "tiny", image_shape=digits.image_shape)
+    result = training.train(model, digits, epochs=len(model.stages), batch_size=16, seed=0,
+                            selection="val_syn_auroc", verbose=0)
+    return request.param, model, result
+
+
+def test_fit_trains_every_stage_and_logs_its_named_terms(fitted):
+    name, model, result = fitted
+    history = result.history.history
+    assert result.stage_epochs == [1] * len(model.stages)
+    assert len(history["loss"]) == len(model.stages) and np.all(np.isfinite(history["loss"]))
+    assert set(model._trackers) <= set(history), sorted(set(model._trackers) - set(history))
+    assert {"val_syn_image_auroc", "val_syn_pixel_auroc", "val_loss"} <= set(history)
+    assert list(result.selector.selected_epochs) == [s.name for s in model.stages]
+    assert model.stage.name == model.stages[-1].name
+    for optimizer in model.player_optimizers.values():
+        assert int(optimizer.iterations) == math.ceil(len(load_dataset("digits").train) / 16)
+
+
+def test_inference_contract(fitted, digits):
+    _, model, _ = fitted
+    images = digits.test.images[:5].astype("float32") / 255.0
+    outputs = model.predict(images, verbose=0)
+    assert outputs["score"].shape == (5,)
+    assert outputs["anomaly_map"].shape == (5, 32, 32, 1)
+    assert np.all(np.isfinite(outputs["score"])) and np.all(np.isfinite(outputs["anomaly_map"]))
+    np.testing.assert_allclose(model(images)["score"], outputs["score"], rtol=1e-5, atol=1e-6)
+
+
+def test_keras_round_trip_in_a_fresh_process_gives_identical_outputs(fitted, digits, tmp_path):
+    name, model, _ = fitted
+    path = tmp_path / "model.keras"
+    model.save(path)
+    images = digits.test.images[:6].astype("float32") / 255.0
+    np.save(tmp_path / "x.npy", images)
+    expected = model.predict(images, verbose=0)
+    script = (
+        "import sys, numpy as np, anomzoo\n"
+        "m = anomzoo.load_model(sys.argv[1]); o = m.predict(np.load(sys.argv[2]), verbose=0)\n"
+        "np.savez(sys.argv[3], stage=m.stage.name, **{k: np.asarray(v) for k, v in o.items()})\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"), str(tmp_path / "o.npz")],
+                   check=True, capture_output=True)
+    reloaded = np.load(tmp_path / "o.npz")
+    assert str(reloaded["stage"]) == model.stage.name  # the finished stages stay finished
+    for key, value in expected.items():
+        np.testing.assert_array_equal(reloaded[key], value, err_msg=f"{name}: {key}")
+    # Optimizer state comes back too, so training can go on where it stopped.
+    again = anomzoo.load_model(path)
+    for player, optimizer in model.player_optimizers.items():
+        assert int(again.player_optimizers[player].iterations) == int(optimizer.iterations), player
+
+
+def test_config_round_trip(fitted):
+    _, model, _ = fitted
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert [tuple(v.shape) for v in clone.weights] == [tuple(v.shape) for v in model.weights]
+
+
+def test_a_later_stage_leaves_the_earlier_stages_unchanged(fitted, digits):
+    _, model, _ = fitted
+    if len(model.stages) < 2:
+        pytest.skip("a one-stage model")
+    earlier = [getattr(model, n) for s in model.stages[:-1] for names in s.players.values() for n in names]
+    before = [v.numpy().copy() for network in earlier for v in network.weights]  # BN statistics included
+    later = [getattr(model, n) for names in model.stages[-1].players.values() for n in names]
+    later_before = [v.numpy().copy() for network in later for v in network.trainable_variables]
+    model.fit(digits.train.images[:32].astype("float32") / 255.0, batch_size=16, epochs=1, verbose=0)
+    after = [v.numpy() for network in earlier for v in network.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert not all(np.array_equal(a, v.numpy()) for a, v in
+                   zip(later_before, [v for network in later for v in network.trainable_variables]))
+    assert all(not network.trainable for network in earlier)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_preset_is_complete_and_its_parameter_count_is_right(name):
+    cls = MODELS[name]
+    assert "tiny" in cls.presets and "paper" in cls.presets
+    for preset, spec in cls.presets.items():
+        metadata = spec["metadata"]
+        assert set(metadata) >= {"paper", "description", "parameters", "image_size"}, preset
+        assert tuple(spec["config"]["image_shape"])[:2] == (metadata["image_size"],) * 2, preset
+        assert "learning_rate" in spec["config"], preset
+        model = build_model(name, preset)
+        assert trainable_count(model) == metadata["parameters"], (preset, trainable_count(model))
+        keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bad_stage_and_preset_names_are_errors(name):
+    model = build_model(name, "tiny")
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        model.set_stage("nope")
+    with pytest.raises(ValueError, match="'nope'.*tiny"):
+        build_model(name, "nope")
+    with pytest.raises(ValueError, match="stage"):
+        training.train(model, load_dataset("digits", image_size=32, channels=3), epochs=[1] * (len(model.stages) + 1))
