@@ -27,7 +27,7 @@ PRESETS = {
         "config": {"image_shape": (32, 32, 3), "encoder_filters": (8, 16, 16, 16), "encoder_blocks": (1, 1, 1, 1),
                    "decoder_filters": (16, 16, 8, 8, 8, 8), "discriminator_filters": (8, 16, 16, 16, 16, 16, 8),
                    **_LOSSES},
-        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 109_225,
-                     "description": "About 110 thousand weights, for tests and smoke runs; not for results."},
+        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 70_441,
+                     "description": "About 70 thousand weights, for tests and smoke runs; not for results."},
     },
 }
