@@ -185,10 +185,6 @@ class AnomalyModel(keras.Model):
         super().load_own_variables(store)
         self._sync_stage()
 
-    def make_train_function(self, force=False):
-        self._sync_stage()
-        return super().make_train_function(force)
-
     @property
     def metrics(self):
         return list(self._trackers.values())
