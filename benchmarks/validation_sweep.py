@@ -1,0 +1,65 @@
+"""Choose a model option on validation data only: train variants and record their per-epoch scores on
+the synthetic validation set (held-out normal images + seeded synthetic anomalies). No test image is
+loaded into the model or scored, so the choice cannot leak test data.
+
+    python benchmarks/validation_sweep.py anoseg --preset lite --image-size 64 --epochs 6 \\
+        --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.0}' \\
+        --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.01}'
+
+Results: results/<model>_validation_sweep.json (one entry per variant, with provenance).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shlex
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from anomzoo import provenance, training
+from anomzoo.data import load_dataset
+from anomzoo.files import write_json
+from anomzoo.models import build_model, canonical_name
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEFAULT_TIRE = HERE.parent.parent / "shared" / "data" / "mvtec3d_tire_rgb" / "tire"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--variant", action="append", required=True, help="JSON dict of model options")
+    parser.add_argument("--dataset", default=str(DEFAULT_TIRE))
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of the first stage (the only one trained)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    name = canonical_name(args.model)
+    command = "python benchmarks/validation_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    path = HERE / "results" / f"{name}_validation_sweep.json"
+    data = load_dataset(args.dataset, image_size=args.image_size, seed=args.seed)
+    for variant in args.variant:
+        options = json.loads(variant)
+        model = build_model(name, args.preset, image_shape=data.image_shape, **options)
+        started = time.time()
+        epochs = [args.epochs] + [1] * (len(model.stages) - 1)
+        # Only the first stage's epochs are read below; a later stage, if any, gets one epoch.
+        result = training.train(model, data, epochs=epochs, batch_size=args.batch_size, seed=args.seed,
+                                selection="val_syn_auroc", verbose=2)
+        record = json.loads(path.read_text()) if path.is_file() else {"benchmark": path.stem, "entries": []}
+        record["entries"].append({
+            "options": options, "preset": args.preset, "dataset": args.dataset, "image_size": args.image_size,
+            "stage_epochs": epochs, "batch_size": args.batch_size, "seed": args.seed, "command": command,
+            "validation_history": result.selector.history, "seconds": round(time.time() - started, 1),
+            "commit": provenance.commit(), **provenance.environment(),
+        })
+        write_json(path, record)
+
+
+if __name__ == "__main__":
+    main()
