@@ -72,10 +72,16 @@ class SelectOnValidation(keras.callbacks.Callback):
         if logs is not None:
             logs.update(scores)
         self.history.append({"epoch": epoch + 1, "stage": self._stage_name(), **scores})
-        value = scores[self.monitor]
+        value = scores[self._monitor()]
         if self._best is None or self._best["stage"] != self._stage_name() or value > self._best["value"]:
             self._best = {"stage": self._stage_name(), "epoch": epoch + 1, "value": value,
                           "weights": self.model.get_weights()}
+
+    def _monitor(self):
+        """The metric judging the current stage: the stage's own under the combined rule."""
+        if self.monitor == "val_syn_auroc":
+            return self.model.stage.selection_metric or self.monitor
+        return self.monitor
 
     def _stage_weight_ids(self):
         stage = self.model.stage
@@ -86,7 +92,7 @@ class SelectOnValidation(keras.callbacks.Callback):
         """Put the current stage's networks back to their best epoch, remembering their last weights."""
         if self._best is None:
             return
-        self.selected_epochs[self._best["stage"]] = {"epoch": self._best["epoch"], self.monitor: self._best["value"]}
+        self.selected_epochs[self._best["stage"]] = {"epoch": self._best["epoch"], self._monitor(): self._best["value"]}
         ids = self._stage_weight_ids()
         current = self.model.get_weights()
         self._last_of_stages.update({i: c for v, c in zip(self.model.weights, current) if (i := id(v)) in ids})

@@ -19,7 +19,9 @@ from anomzoo import metrics
 RULES = {
     "last": "last epoch of each stage (no checkpoint selection)",
     "val_syn_auroc": "epoch of each stage with the best mean of image and pixel AUROC on the validation set "
-                     "(held-out normal images + seeded synthetic anomalies of them; no test data)",
+                     "(held-out normal images + seeded synthetic anomalies of them; no test data), or with the "
+                     "best of the one metric a stage names (AnoSeg: pixel AUROC for segmentation, image AUROC "
+                     "for the detector)",
     "val_syn_image_auroc": "epoch of each stage with the best image AUROC on the validation set "
                            "(held-out normal images + seeded synthetic anomalies of them; no test data)",
     "val_syn_pixel_auroc": "epoch of each stage with the best pixel AUROC on the validation set "

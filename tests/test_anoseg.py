@@ -95,6 +95,11 @@ def test_anomaly_map_is_the_complement_of_the_normal_map_and_scores_are_labelled
     np.testing.assert_array_equal(out["score"], out["map_top1_score"])
 
 
+def test_each_stage_is_selected_by_what_it_trains():
+    model = build_model("anoseg", "tiny")
+    assert [s.selection_metric for s in model.stages] == ["val_syn_pixel_auroc", "val_syn_image_auroc"]
+
+
 def test_ablation_switches():
     single = build_model("anoseg", "tiny", detector=False, score="map_max")
     assert [s.name for s in single.stages] == ["segmentation"] and single.stage_fractions == (1.0,)

@@ -34,10 +34,14 @@ from keras import ops
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """A training stage: its name and {player name: tuple of network attribute names}."""
+    """A training stage: its name, {player name: tuple of network attribute names}, and the
+    validation metric that judges it under the combined "val_syn_auroc" selection rule (None: the
+    rule's own). AnoSeg's segmentation stage is judged by pixel AUROC alone, since the image score
+    comes from a detector that stage does not train."""
 
     name: str
     players: dict
+    selection_metric: str | None = None
 
 
 def as_batch(data):

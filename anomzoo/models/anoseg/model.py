@@ -106,7 +106,8 @@ class AnoSeg(AnomalyModel):
         # "p = 0" switches hard augmentation off: the pasted patch is then the image's own (CutPaste only).
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0)
         self.mix_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
-        stages = [Stage("segmentation", {"g": ("segmenter",), "d": ("discriminator",)})]
+        stages = [Stage("segmentation", {"g": ("segmenter",), "d": ("discriminator",)},
+                        selection_metric="val_syn_pixel_auroc")]
         if detector:
             pair_channels = channels + 1 if detector_map_input else channels
             self.detector_generator = networks.detector_generator(
@@ -115,7 +116,8 @@ class AnoSeg(AnomalyModel):
             self.detector_discriminator = networks.discriminator(
                 (*image_shape[:2], pair_channels), discriminator_filters, name="detector_discriminator")
             stages.append(Stage("detector", {"detector_g": ("detector_generator",),
-                                             "detector_d": ("detector_discriminator",)}))
+                                             "detector_d": ("detector_discriminator",)},
+                                selection_metric="val_syn_image_auroc"))
         self.stages = tuple(stages)
         if not detector:
             self.stage_fractions = (1.0,)
