@@ -1,21 +1,46 @@
 """anomzoo: a Keras 3 / TensorFlow model zoo for visual anomaly detection and localisation.
 
-Importing anomzoo registers its models, layers and schedules with Keras, so `.keras` files it
-wrote load with `keras.models.load_model` (or `anomzoo.load_model`).
+`import anomzoo` is cheap (the command line answers `--help` without loading TensorFlow); the
+first use of `anomzoo.build_model`, `anomzoo.load_model`, `anomzoo.models` and the like imports
+Keras and registers anomzoo's models, layers and schedules with it, after which `.keras` files
+anomzoo wrote also load with `keras.models.load_model`.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-import keras
+_SUBMODULES = ("augment", "layers", "models")
 
-from anomzoo import augment, layers, models  # noqa: F401  (registers the serialisable classes)
-from anomzoo.models import build_model
-from anomzoo.models.schedules import ConstantThenLinearDecay  # noqa: F401
+
+def _register():
+    """Import the modules whose classes Keras must know to load a `.keras` file."""
+    for name in _SUBMODULES:
+        importlib.import_module(f"anomzoo.{name}")
+    importlib.import_module("anomzoo.models.schedules")
+
+
+def build_model(name, preset="paper", **overrides):
+    """A fresh model of the registry `name` from its `preset` (e.g. "anoseg", "lite")."""
+    _register()
+    from anomzoo.models import build_model as build
+
+    return build(name, preset, **overrides)
 
 
 def load_model(path):
     """Load a `.keras` file written by anomzoo (a run directory's model.keras)."""
+    _register()
+    import keras
+
     return keras.models.load_model(path)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        _register()
+        return importlib.import_module(f"anomzoo.{name}")
+    raise AttributeError(f"module 'anomzoo' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "build_model", "load_model"]

@@ -54,11 +54,38 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.selected_epochs = {}
         self.history = []
+        self._resumed = None
 
     def on_train_begin(self, logs=None):
         self._best = None
         self._last_of_stages = {}
         self.last_weights = None
+        if self._resumed is not None:
+            self._apply_resumed(*self._resumed)
+
+    # -- resuming (anomzoo.checkpoint) ------------------------------------------------------------
+
+    def resume_state(self):
+        """(JSON-able state, {name: array}) that `resume_from` takes back in a new process."""
+        position = {id(v): i for i, v in enumerate(self.model.weights)}
+        arrays = {f"last_{position[i]}": w for i, w in self._last_of_stages.items()}
+        best = None
+        if self._best is not None:
+            best = {k: v for k, v in self._best.items() if k != "weights"}
+            arrays.update({f"best_{i}": w for i, w in enumerate(self._best["weights"])})
+        return {"history": self.history, "selected_epochs": self.selected_epochs, "best": best}, arrays
+
+    def resume_from(self, state, arrays):
+        """Continue from `resume_state`'s output (applied when training begins)."""
+        self._resumed = (state, arrays)
+
+    def _apply_resumed(self, state, arrays):
+        weights = self.model.weights
+        self.history = list(state["history"])
+        self.selected_epochs = dict(state["selected_epochs"])
+        self._last_of_stages = {id(weights[int(k[5:])]): v for k, v in arrays.items() if k.startswith("last_")}
+        if state["best"] is not None:
+            self._best = {**state["best"], "weights": [arrays[f"best_{i}"] for i in range(len(weights))]}
 
     def _stage_name(self):
         return self.model.stage.name

@@ -15,6 +15,27 @@ def _class(value):
     return int(value) if value.isdigit() else value
 
 
+def _positive_int(value):
+    number = _int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _non_negative_int(value):
+    number = _int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+    return number
+
+
+def _int(value):
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+
+
 def _add_dataset_options(parser, default_dataset):
     parser.add_argument("--dataset", default=default_dataset,
                         help="digits | mnist | fashion_mnist | cifar10 | PATH to an MVTec-layout category "
@@ -24,13 +45,13 @@ def _add_dataset_options(parser, default_dataset):
     group.add_argument("--normal-class", type=_class, help="one-class protocol: this class is normal")
     group.add_argument("--anomalous-class", type=_class,
                        help="leave-one-class-out protocol: this class is anomalous, the rest normal")
-    parser.add_argument("--image-size", type=int, help="square side to resize to (default: 32, MVTec 256)")
+    parser.add_argument("--image-size", type=_positive_int, help="square side to resize to (default: 32, MVTec 256)")
     parser.add_argument("--data-dir", help="where local MNIST / Fashion-MNIST / CIFAR-10 copies live "
                                            "(default: $ANOMZOO_DATA_DIR; else keras.datasets, online)")
     # 16, not the paper's 64: on datasets of a few hundred images (digits, an MVTec category) a
     # batch of 64 leaves too few steps for BatchNorm's running statistics to settle.
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument("--out", help="run directory (default: runs/<model>-<dataset>-<time>)")
 
 
@@ -48,15 +69,18 @@ def build_parser():
     train = commands.add_parser("train", help="train a model and report its test metrics")
     train.add_argument("model", help="registry name, e.g. skip_attention_gan (alias sagan)")
     train.add_argument("--preset", default="paper")
-    train.add_argument("--epochs", type=int, default=30,
+    train.add_argument("--epochs", type=_positive_int, default=30,
                        help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
                             "segmentation, 1/3 detector) unless --stage-epochs is given (default: 30)")
-    train.add_argument("--stage-epochs", type=int, nargs="+", metavar="N",
+    train.add_argument("--stage-epochs", type=_positive_int, nargs="+", metavar="N",
                        help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
     train.add_argument("--selection", default="last", choices=sorted(RULES),
                        help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
                             "on held-out normal images + synthetic anomalies (never the test set); "
                             "default: last")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the newest unfinished run of this same command under runs/ (with --out, "
+                            "the same command continues that directory's run anyway)")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
     evaluate.add_argument("model_path")
@@ -72,10 +96,11 @@ def _summary(results, out_dir):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from anomzoo import models, runs
-    from anomzoo.data import DatasetError
-
+    out_dir = None
     try:
+        from anomzoo import models, runs
+        from anomzoo.data import DatasetError
+
         if args.command == "models":
             for name, cls in models.MODELS.items():
                 aliases = [a for a, n in models.ALIASES.items() if n == name]
@@ -88,14 +113,28 @@ def main(argv=None):
         default_out = f"runs/{getattr(args, 'model', 'evaluate')}-{label}-{stamp}"
         out_dir = pathlib.Path(args.out or default_out)
         if args.command == "train":
-            results = runs.train_run(args.model, out_dir, dataset=args.dataset, preset=args.preset,
-                                     epochs=args.stage_epochs or args.epochs, batch_size=args.batch_size,
-                                     seed=args.seed, selection=args.selection, **_dataset_options(args))
+            options = dict(dataset=args.dataset, preset=args.preset, epochs=args.stage_epochs or args.epochs,
+                           batch_size=args.batch_size, seed=args.seed, selection=args.selection,
+                           **_dataset_options(args))
+            if args.resume and not args.out:
+                out_dir = runs.find_unfinished_run("runs", runs.train_request(args.model, **options))
+                if out_dir is None:
+                    raise ValueError("--resume: no unfinished run of this command under runs/ "
+                                     "(give its directory with --out)")
+                print(f"continuing {out_dir}", file=sys.stderr)
+            results = runs.train_run(args.model, out_dir, **options)
         else:
             results = runs.evaluate_run(args.model_path, out_dir, dataset=args.dataset,
                                         batch_size=args.batch_size, seed=args.seed, **_dataset_options(args))
         print(_summary(results, out_dir))
         return 0
+    except KeyboardInterrupt:
+        where = ""
+        if out_dir is not None and args.command == "train" and (out_dir / "checkpoint").is_dir():
+            where = (f"; the last finished epoch is kept in {out_dir}: run the same command with "
+                     f"--out {out_dir} to continue")
+        print(f"anomzoo: interrupted{where}", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, DatasetError, FloatingPointError) as error:
         print(f"anomzoo: error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,18 @@ THRESHOLD_RULE = (
 )
 
 
+#: what is done instead when there are no validation images (e.g. a one-image training set).
+NO_VALIDATION_RULE = (
+    "no validation images: no image threshold, so detection_accuracy is not reported; "
+    "map threshold fixed at 0.5 (CAVGA's attention threshold)"
+)
+
+
+def threshold_rule(dataset):
+    """The threshold rule that `evaluate_model` really applies to `dataset`."""
+    return THRESHOLD_RULE if len(dataset.validation) else NO_VALIDATION_RULE
+
+
 def predict(model, images, batch_size=64):
     """Run the inference contract over uint8 (or [0, 1] float) images; numpy outputs, images dropped."""
     images = np.asarray(images)

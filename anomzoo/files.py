@@ -9,10 +9,11 @@ import tempfile
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success."""
+    """Yield a temporary path beside `path` (same suffixes); rename it onto `path` on success."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    # All suffixes: Keras wants weight files to end in ".weights.h5".
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes), dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # some writers (Keras) refuse to overwrite; they get a fresh name
     try:

@@ -6,17 +6,87 @@ a user's CLI run are produced by the same code.
 
 import json
 import pathlib
+import shutil
 import time
+import zipfile
 
 import keras
 
 from anomzoo import evaluation, provenance, training
 from anomzoo.data import load_dataset
-from anomzoo.files import save_model
+from anomzoo.files import save_model, write_json
 from anomzoo.models import build_model, canonical_name
+from anomzoo.models.base import AnomalyModel
 from anomzoo.report import write_report
 
 MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"  # what was asked for, and whether the run has finished
+CHECKPOINT_DIR = "checkpoint"  # the training state after the last finished epoch, until the run ends
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used for the run asked for."""
+
+
+def _differences(recorded, request):
+    keys = sorted(set(recorded) | set(request))
+    return ", ".join(f"{k}: {recorded.get(k)!r} there, {request.get(k)!r} now" for k in keys
+                     if recorded.get(k) != request.get(k))
+
+
+def open_run_dir(out_dir, request=None):
+    """Make `out_dir` ready for a run before any data is loaded; True when it continues an unfinished run.
+
+    A new or empty directory is created (and shown writable) and records `request`. A directory
+    holding an unfinished training run with the same request is continued; anything else (a file,
+    a finished run, another request, foreign files, any non-empty directory for an evaluation with
+    `request=None`) is refused, so that two runs never mix in one directory.
+    """
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirectoryError(f"--out {out_dir} is a file; give a directory for the run")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        run_file = out_dir / RUN_FILE
+        recorded = None
+        if request is not None and run_file.is_file():
+            try:
+                recorded = json.loads(run_file.read_text())
+            except ValueError:
+                recorded = None
+        if not isinstance(recorded, dict) or "request" not in recorded:
+            raise RunDirectoryError(f"{out_dir} is not empty; give a new or empty directory with --out "
+                                    "(results of different runs are never mixed)")
+        if recorded.get("status") == "finished":
+            raise RunDirectoryError(f"{out_dir} holds a finished run; give a new directory with --out "
+                                    "(or delete this one to train it again)")
+        if recorded["request"] != request:
+            raise RunDirectoryError(f"{out_dir} holds an unfinished run of another command "
+                                    f"({_differences(recorded['request'], request)}); run that command "
+                                    "again to continue it, or give a new directory with --out")
+        return True
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if request is not None:
+            write_json(out_dir / RUN_FILE, {"status": "training", "request": request})
+        else:  # show the directory is writable now, not after the evaluation
+            (out_dir / ".write-test").touch()
+            (out_dir / ".write-test").unlink()
+    except OSError as error:
+        raise RunDirectoryError(f"cannot write the run directory {out_dir}: {error.strerror or error}") from error
+    return False
+
+
+def find_unfinished_run(runs_root, request):
+    """The newest directory under `runs_root` holding an unfinished run of `request`, or None."""
+    candidates = []
+    for run_file in pathlib.Path(runs_root).glob(f"*/{RUN_FILE}"):
+        try:
+            recorded = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(recorded, dict) and recorded.get("status") != "finished" and recorded.get("request") == request:
+            candidates.append(run_file.parent)
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def dataset_facts(dataset, dataset_name):
@@ -30,22 +100,55 @@ def dataset_facts(dataset, dataset_name):
     }
 
 
+def train_request(model_name, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
+                  selection="last", model_options=None, **dataset_options):
+    """What a training run is asked to do, as recorded in its run directory (JSON-able)."""
+    is_path = not isinstance(dataset, str) or pathlib.Path(dataset).exists()
+    return {
+        "model": canonical_name(model_name), "preset": preset,
+        "dataset": str(pathlib.Path(dataset).resolve()) if is_path else dataset,
+        "epochs": list(epochs) if isinstance(epochs, (list, tuple)) else int(epochs),
+        "batch_size": int(batch_size), "seed": int(seed), "selection": selection,
+        "model_options": dict(model_options or {}),
+        "dataset_options": {k: v for k, v in dataset_options.items() if v is not None},
+    }
+
+
 def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
               selection="last", model_options=None, verbose="auto", **dataset_options):
     """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance).
 
-    With a selection rule other than "last" the saved model holds the selected weights and the
-    metrics of the last epoch's weights are reported beside them under "last", so that every run
-    shows what selection changed.
+    The directory is checked (and created) before any data is loaded. After every epoch the whole
+    training state is saved in `out_dir/checkpoint/`; calling this again with the same arguments
+    continues an interrupted run from its last finished epoch, with the result an uninterrupted
+    run gives. With a selection rule other than "last" the saved model holds the selected weights
+    and the metrics of the last epoch's weights are reported beside them under "last", so that
+    every run shows what selection changed.
     """
     started = time.time()
-    name = canonical_name(model_name)
-    data = load_dataset(dataset, seed=seed, **dataset_options)
-    model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
-    trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, selection=selection,
-                             verbose=verbose)
-    train_seconds = time.time() - started
+    request = train_request(model_name, dataset=dataset, preset=preset, epochs=epochs, batch_size=batch_size,
+                            seed=seed, selection=selection, model_options=model_options, **dataset_options)
     out_dir = pathlib.Path(out_dir)
+    existed = out_dir.exists()
+    resuming = open_run_dir(out_dir, request)
+    name = request["model"]
+    checkpoint = out_dir / CHECKPOINT_DIR
+    resumed_at = None
+    if resuming and (checkpoint / "state.json").is_file():
+        resumed_at = json.loads((checkpoint / "state.json").read_text()).get("epoch")
+    try:
+        data = load_dataset(dataset, seed=seed, **dataset_options)
+        keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
+        model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
+        trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
+                                 selection=selection, verbose=verbose, checkpoint_dir=checkpoint)
+    except BaseException:
+        if not resuming and not checkpoint.exists():  # nothing worth keeping: leave no half-made run behind
+            (out_dir / RUN_FILE).unlink(missing_ok=True)
+            if not existed:
+                shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    train_seconds = time.time() - started
     save_model(model, out_dir / MODEL_FILE)
     results, predictions = evaluation.evaluate_model(model, data, batch_size)
     selection_facts = {"rule": selection, "description": trained.selection_rule}
@@ -69,14 +172,18 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
         "seed": seed,
         "selection_rule": trained.selection_rule,
         "selection": selection_facts,
-        "threshold_rule": evaluation.THRESHOLD_RULE,
+        "threshold_rule": evaluation.threshold_rule(data),
         "final_train_losses": {k: float(v[-1]) for k, v in history.items()},
+        # With a resumed run, the seconds of this process only (the epochs before were timed elsewhere).
+        "resumed_at_epoch": resumed_at,
         "train_seconds": round(train_seconds, 1),
         "wall_seconds": round(time.time() - started, 1),
         "commit": provenance.commit(),
         **provenance.environment(),
     }
     write_report(out_dir, results, facts, data, predictions)
+    write_json(out_dir / RUN_FILE, {"status": "finished", "request": request})
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the saved model supersedes it
     return {**results, "provenance": facts}
 
 
@@ -87,17 +194,47 @@ def load_run_model(path):
     if not model_file.is_file():
         raise FileNotFoundError(f"no trained model at {model_file}; expected a run directory holding "
                                 f"{MODEL_FILE} or a .keras file")
-    metrics_file = model_file.parent / "metrics.json"
-    facts = json.loads(metrics_file.read_text()).get("provenance", {}) if metrics_file.is_file() else {}
-    return keras.models.load_model(model_file), facts
+    if not zipfile.is_zipfile(model_file):
+        raise ValueError(f"{model_file} is not a .keras file (a zip archive written by model.save); "
+                         "it may be truncated or corrupt")
+    try:
+        model = keras.models.load_model(model_file)
+    except Exception as error:  # Keras raises many types for a damaged archive; name the file in all
+        raise ValueError(f"cannot load the model in {model_file}: {type(error).__name__}: {error}") from error
+    if not isinstance(model, AnomalyModel):
+        raise ValueError(f"{model_file} holds a {type(model).__name__}, not an anomzoo model; anomzoo "
+                         "evaluates models it trained (anomzoo train ...)")
+    return model, _read_provenance(model_file.parent / "metrics.json")
+
+
+def _read_provenance(metrics_file):
+    """The training provenance beside a model; {} (with a warning) when it is absent or unreadable."""
+    if not metrics_file.is_file():
+        return {}
+    try:
+        facts = json.loads(metrics_file.read_text()).get("provenance", {})
+        if isinstance(facts, dict):
+            return facts
+    except (ValueError, AttributeError):
+        pass
+    import warnings
+
+    warnings.warn(f"{metrics_file} is not a metrics file written by anomzoo; the training facts are left out")
+    return {}
 
 
 def evaluate_run(model_path, out_dir, *, dataset, batch_size=64, seed=0, **dataset_options):
     """Evaluate a trained model on `dataset` and report into `out_dir`."""
     started = time.time()
+    out_dir = pathlib.Path(out_dir)
+    open_run_dir(out_dir)
     model, trained = load_run_model(model_path)
     size = int(model.image_shape[0])
     channels = int(model.image_shape[-1])
+    asked = dataset_options.pop("image_size", None)
+    if asked is not None and asked != size:
+        raise ValueError(f"--image-size {asked}: the model was trained on {size} px images and is evaluated "
+                         f"at that size (leave --image-size out)")
     data = load_dataset(dataset, seed=seed, image_size=size, channels=channels, **dataset_options)
     results, predictions = evaluation.evaluate_model(model, data, batch_size)
     facts = {
@@ -106,10 +243,10 @@ def evaluate_run(model_path, out_dir, *, dataset, batch_size=64, seed=0, **datas
         "model_path": str(model_path),
         "trained_on": {k: trained.get(k) for k in ("dataset", "protocol", "target", "epochs", "seed")},
         **dataset_facts(data, dataset),
-        "threshold_rule": evaluation.THRESHOLD_RULE,
+        "threshold_rule": evaluation.threshold_rule(data),
         "wall_seconds": round(time.time() - started, 1),
         "commit": provenance.commit(),
         **provenance.environment(),
     }
-    write_report(pathlib.Path(out_dir), results, facts, data, predictions)
+    write_report(out_dir, results, facts, data, predictions)
     return {**results, "provenance": facts}

@@ -15,7 +15,8 @@ import keras
 import numpy as np
 
 from anomzoo.callbacks import SelectOnValidation, StageSchedule
-from anomzoo.data import make_pipeline
+from anomzoo.checkpoint import EpochCheckpoint, read_checkpoint, restore_checkpoint
+from anomzoo.data import make_pipeline, steps_per_epoch
 from anomzoo.validation import RULES, synthetic_validation_set
 
 
@@ -52,13 +53,18 @@ def split_epochs(model, epochs):
     return stage_epochs
 
 
-def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", callbacks=(), verbose="auto"):
+def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", callbacks=(), verbose="auto",
+          checkpoint_dir=None):
     """Fit `model` on the normal training images of `dataset`, validating on its validation split.
 
     epochs: an int (split over the model's stages by its `stage_fractions`) or one count per stage.
     selection: "last", or a validation metric of `anomzoo.validation.RULES` whose best epoch of each
-        stage is kept. Returns a `TrainingResult`. Raises FloatingPointError if a loss became NaN
-        or infinite, ValueError on a bad argument.
+        stage is kept.
+    checkpoint_dir: where the whole training state is written after every epoch; when it already
+        holds a checkpoint, training continues from there (a model built with the same arguments
+        and seed gives the same result as an uninterrupted run).
+    Returns a `TrainingResult`. Raises FloatingPointError if a loss became NaN or infinite,
+    ValueError on a bad argument.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -67,28 +73,59 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     if dataset.image_shape != tuple(model.image_shape):
         raise ValueError(f"the model expects images of shape {tuple(model.image_shape)}, "
                          f"the dataset has {dataset.image_shape}; build the model with image_shape={dataset.image_shape}")
+    if len(dataset.train) == 0:
+        raise ValueError("the training split is empty")
     stage_epochs = split_epochs(model, epochs)
-    keras.utils.set_random_seed(seed)
-    train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed)
-    validation_data = None
-    if len(dataset.validation):
-        validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
-    steps_per_epoch = math.ceil(len(dataset.train) / batch_size)
-    model.compile(stage_steps={s.name: e * steps_per_epoch for s, e in zip(model.stages, stage_epochs)})
+    total_epochs = sum(stage_epochs)
+    steps = steps_per_epoch(len(dataset.train), batch_size)
+    model.compile(stage_steps={s.name: e * steps for s, e in zip(model.stages, stage_epochs)})
     model.set_stage(0)
+    model.build_optimizers()
     schedule = StageSchedule(stage_epochs)
     selector = None
     if selection != "last":
         selector = SelectOnValidation(synthetic_validation_set(dataset.validation.images, seed=seed),
                                       monitor=selection, schedule=schedule, batch_size=batch_size)
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=sum(stage_epochs),
-        # The selector sits before the schedule: it restores a stage's best weights before the next starts.
-        callbacks=[keras.callbacks.TerminateOnNaN(), *([selector] if selector else []), schedule, *callbacks],
-        verbose=verbose,
-    )
+    state = read_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    first_epoch = 0
+    if state is not None:
+        if state["epoch"] > total_epochs:
+            raise ValueError(f"the checkpoint in {checkpoint_dir} is at epoch {state['epoch']}, "
+                             f"beyond the {total_epochs} epochs asked for")
+        restore_checkpoint(model, checkpoint_dir, state, selector)
+        first_epoch = state["epoch"]
+    keras.utils.set_random_seed(seed)
+    # Each epoch's order depends only on (seed, epoch), so a resumed run sees the batches it would have seen.
+    train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed,
+                               epochs=total_epochs - first_epoch, first_epoch=first_epoch)
+    validation_data = None
+    if len(dataset.validation):
+        validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
+    extra = []
+    if checkpoint_dir is not None:
+        extra.append(EpochCheckpoint(checkpoint_dir, selector, history=state["history"] if state else None))
+    history = keras.callbacks.History()
+    if first_epoch < total_epochs:
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=total_epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            shuffle=False,  # the pipeline shuffles, by (seed, epoch)
+            # The selector sits before the schedule: it restores a stage's best weights before the next
+            # starts; the checkpoint comes after both, so it saves what they decided.
+            callbacks=[keras.callbacks.TerminateOnNaN(), *([selector] if selector else []), schedule, *extra,
+                       *callbacks],
+            verbose=verbose,
+        )
+    elif selector is not None:  # killed after its last epoch was saved: only the selection is left to do
+        selector.set_model(model)
+        selector.on_train_begin()
+        selector.on_train_end()
+    if state is not None:  # the epochs trained before the interruption come first
+        history.history = {key: state["history"].get(key, []) + list(history.history.get(key, []))
+                           for key in {**state["history"], **history.history}}
     losses = history.history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)):
         raise FloatingPointError(

@@ -12,8 +12,6 @@ import dataclasses
 
 import numpy as np
 
-from anomzoo import metrics
-
 #: selection rules: "last" keeps the final epoch's weights; the others the epoch (of each stage)
 #: with the best value of that validation metric.
 RULES = {
@@ -68,6 +66,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256):
 def validation_metrics(model, validation, batch_size=32):
     """{"val_syn_image_auroc", "val_syn_pixel_auroc", "val_syn_auroc" (their mean)} of `model`."""
     outputs = model.predict(validation.images, batch_size=batch_size, verbose=0)
+    from anomzoo import metrics  # here, not at the top: the CLI reads RULES without loading scikit-learn
+
     image = metrics.image_auroc(validation.labels, np.asarray(outputs["score"]))
     pixel = metrics.pixel_auroc(validation.masks, np.asarray(outputs["anomaly_map"]))
     return {"val_syn_image_auroc": image, "val_syn_pixel_auroc": pixel, "val_syn_auroc": 0.5 * (image + pixel)}

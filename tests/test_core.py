@@ -8,6 +8,7 @@ import anomzoo
 from anomzoo import training
 from anomzoo.data import load_dataset
 from anomzoo.models import SkipAttentionGAN, build_model
+from anomzoo.models.schedules import ConstantThenLinearDecay
 
 
 def small_sagan(image_shape=(32, 32, 1), **overrides):
@@ -76,7 +77,7 @@ def test_sagan_schedule_is_sagans_own():
     model = small_sagan()
     model.compile(stage_steps={"adversarial": 100})
     schedule = model.player_optimizers["g"]._learning_rate  # the schedule itself, not its current value
-    assert isinstance(schedule, anomzoo.ConstantThenLinearDecay)
+    assert isinstance(schedule, ConstantThenLinearDecay)
     assert float(schedule(0)) == pytest.approx(2e-3) and float(schedule(100)) < 1e-4
 
 

@@ -8,7 +8,7 @@
 
 from anomzoo.data.errors import DatasetError
 from anomzoo.data.mvtec import load_mvtec
-from anomzoo.data.pipeline import decode_image_file, make_pipeline
+from anomzoo.data.pipeline import decode_image_file, make_pipeline, steps_per_epoch
 from anomzoo.data.protocols import leave_one_class_out, one_class
 from anomzoo.data.registry import DATASETS, load_dataset
 from anomzoo.data.types import AnomalyDataset, Split
@@ -23,5 +23,6 @@ __all__ = [
     "load_dataset",
     "load_mvtec",
     "make_pipeline",
+    "steps_per_epoch",
     "one_class",
 ]

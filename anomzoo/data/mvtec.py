@@ -159,7 +159,8 @@ def _read_all(paths: list[pathlib.Path]) -> list[np.ndarray]:
 
 
 def _read_mask(path: pathlib.Path, image_path: pathlib.Path, image_shape: tuple[int, ...]) -> np.ndarray:
-    mask = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None  # OpenCV asserts on 0 bytes
     if mask is None:
         raise DatasetError(f"cannot decode mask {path}: the file is unreadable or not an image")
     if mask.shape[:2] != tuple(image_shape[:2]):
@@ -177,12 +178,11 @@ def _finish(images: list[np.ndarray], sources: list[pathlib.Path], image_size: i
     for image, source in zip(images, sources):
         if image_size is not None:
             image = resize_image(image, image_size)
-        out.append(image)
-    shapes = {im.shape[:2] for im in out}
-    if len(shapes) > 1:
-        raise DatasetError(f"images in {sources[0].parent.parent} differ in size {sorted(shapes)}; "
-                           "pass image_size to resize them to one size")
-    return convert_channels(np.stack(out), channels)
+        out.append(convert_channels(image[None], channels)[0])  # one gray file among colour ones is fine
+        if out[-1].shape[:2] != out[0].shape[:2]:
+            raise DatasetError(f"image {source} is {image.shape[1]}x{image.shape[0]} (WxH) but {sources[0]} is "
+                               f"{out[0].shape[1]}x{out[0].shape[0]}; pass image_size to resize them to one size")
+    return np.stack(out)
 
 
 def _finish_masks(masks: list[np.ndarray], image_size: int | None) -> np.ndarray:
@@ -240,8 +240,11 @@ def load_mvtec(root: str | os.PathLike, *, image_size: int | None = 256, channel
     val_dir = root / "validation" / "good"
     val_files = list_images(val_dir) if val_dir.is_dir() else []
     defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir())
-    if not defect_dirs:
-        raise DatasetError(f"no defect-type folders in {root / 'test'} (test/good/, test/<defect>/ expected)")
+    if not any(p.name != "good" for p in defect_dirs):
+        raise DatasetError(f"{root / 'test'} holds no defect folder (test/good/ and at least one test/<defect>/ "
+                           "expected): anomaly metrics need defective test images")
+    if not any(p.name == "good" for p in defect_dirs):
+        raise DatasetError(f"{root / 'test' / 'good'} not found: anomaly metrics need defect-free test images too")
     test_files, test_types, mask_files = [], [], []
     for folder in defect_dirs:
         for path in list_images(folder):

@@ -14,7 +14,8 @@ import numpy as np
 
 def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: int = 0,
                   augment: Callable | None = None, drop_remainder: bool = False,
-                  masks: np.ndarray | None = None, labels: np.ndarray | None = None):
+                  masks: np.ndarray | None = None, labels: np.ndarray | None = None,
+                  epochs: int | None = None, first_epoch: int = 0):
     """A batched, prefetched ``tf.data.Dataset`` of dicts over in-memory images.
 
     Parameters
@@ -23,6 +24,11 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
     batch_size : images per batch.
     shuffle : a new seeded order at every pass over the data; True for training.
     seed : shuffle seed; the same seed gives the same sequence of epochs.
+    epochs, first_epoch : with ``epochs``, the dataset holds that many passes in a row, starting
+        at pass ``first_epoch``, and the order of pass k depends only on (seed, k). Give `fit`
+        ``steps_per_epoch=steps_per_epoch(N, batch_size)``. This is what lets a resumed run see the
+        same batches as an uninterrupted one. Without ``epochs`` the dataset is one pass, and each
+        new iteration over it is shuffled anew.
     augment : optional callable or Keras layer, mapped over batches (in parallel). It receives the
         batch dict and must return a dict, so that geometric augmentation can move masks together
         with their images.
@@ -64,13 +70,29 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
             batch["mask"] = tf.cast(batch["mask"], tf.float32)
         return batch
 
-    ds = tf.data.Dataset.range(n)
-    if shuffle:
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    def one_pass(epoch):
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            seeds = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+            order = tf.random.experimental.stateless_shuffle(order, seed=seeds)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
+
+    if epochs is None:
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        ds = tf.data.Dataset.range(first_epoch, first_epoch + int(epochs)).flat_map(one_pass)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """Batches in one pass over ``n`` images (what `fit` needs with ``make_pipeline(epochs=...)``)."""
+    return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
 def decode_image_file(path, image_size: int, channels: int = 3):

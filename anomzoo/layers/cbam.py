@@ -8,6 +8,7 @@ import keras
 from keras import layers, ops
 
 from anomzoo.layers import BN_MOMENTUM
+from anomzoo.layers.fast import FusedBatchNormalization
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -39,7 +40,7 @@ class CBAM(layers.Layer):
         self.mlp_out.build((None, hidden))
         self.spatial_conv = layers.Conv2D(1, self.kernel_size, padding="same", use_bias=False, name="spatial_conv")
         self.spatial_conv.build((None, None, None, 2))
-        self.spatial_norm = layers.BatchNormalization(momentum=BN_MOMENTUM, name="spatial_norm")
+        self.spatial_norm = FusedBatchNormalization(momentum=BN_MOMENTUM, name="spatial_norm")
         self.spatial_norm.build((None, None, None, 1))
 
     def call(self, x, training=None):

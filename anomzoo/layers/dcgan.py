@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
+from anomzoo.layers.fast import FusedBatchNormalization
 
 
 def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="discriminator"):
@@ -31,7 +32,7 @@ def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="disc
     while size > 4:
         filters *= 2
         x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
+        x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
         x = layers.LeakyReLU(0.2)(x)
         size, level = size // 2, level + 1
     features = layers.Conv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)

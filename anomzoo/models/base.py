@@ -55,6 +55,8 @@ def as_batch(data):
             raise ValueError(f"a batch dict needs an 'image' entry, got keys {sorted(data)}")
         return data
     if isinstance(data, (tuple, list)):
+        if data and isinstance(data[0], dict):  # train_on_batch(dict) arrives as (dict, None, None)
+            return as_batch(data[0])
         return {key: value for key, value in zip(("image", "mask", "label"), data) if value is not None}
     return {"image": data}
 
@@ -181,9 +183,15 @@ class AnomalyModel(keras.Model):
 
     def compile_from_config(self, config):
         self.compile(optimizers={p: keras.optimizers.deserialize(o) for p, o in config["optimizers"].items()})
-        # Build the optimizers' slots now so that a .keras file restores their state too.
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """Create every player's optimizer state now (not at its first step), so that saved
+        weights and checkpoints always hold the same variables, whichever stage they were written in.
+        Call it while every network is still trainable (before a stage freezes some)."""
         for player, optimizer in self.player_optimizers.items():
-            optimizer.build(self.player_variables(player))
+            if not optimizer.built:
+                optimizer.build(self.player_variables(player))
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
@@ -199,6 +207,40 @@ class AnomalyModel(keras.Model):
 
     def call(self, images, training=False):
         return self.anomaly_outputs(images)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, with numpy / tensor images checked against the inference contract
+        (see `check_images`); datasets and generators pass through unchecked."""
+        if isinstance(x, (np.ndarray, list, tf.Tensor)):
+            x = self.check_images(x)
+        return super().predict(x, *args, **kwargs)
+
+    def check_images(self, images):
+        """Images as the model takes them: float32 (N, *image_shape) in [0, 1].
+
+        uint8 images are divided by 255 (the one conversion done for you); anything else that does
+        not fit (another shape or channel count, other integers, floats outside [0, 1] such as
+        0-255 values, NaN) is a ValueError naming what was expected.
+        """
+        images = np.asarray(images)
+        expected = f"(N, {', '.join(map(str, self.image_shape))})"
+        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"{type(self).__name__} takes images of shape {expected}, floats in [0, 1]; "
+                             f"got shape {images.shape}")
+        if images.dtype == np.uint8:
+            return images.astype("float32") / 255.0
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"{type(self).__name__} takes float images in [0, 1] (or uint8 0-255), got dtype "
+                             f"{images.dtype}")
+        images = images.astype("float32", copy=False)
+        if images.size:
+            low, high = float(np.min(images)), float(np.max(images))
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError("the images contain NaN or infinite values")
+            if low < -1e-3 or high > 1.0 + 1e-3:
+                raise ValueError(f"{type(self).__name__} takes float images in [0, 1], got values in "
+                                 f"[{low:g}, {high:g}]; divide 0-255 images by 255 (or pass them as uint8)")
+        return images
 
     def get_config(self):
         return {**super().get_config(), **self._model_config}

@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
+from anomzoo.layers.fast import FusedBatchNormalization
 from anomzoo.layers.coords import CoordinateChannels
 from anomzoo.layers.resnet import resnet18_encoder
 
@@ -48,7 +49,7 @@ def _conv_bn_relu(x, filters, name, transposed=False):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"{name}_convtr")(x)
     else:
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -115,7 +116,7 @@ def discriminator(input_shape, filters=DISCRIMINATOR_FILTERS, name="discriminato
     for level, width in enumerate(widths):
         x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level + 1}")(x)
         if level:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level + 1}")(x)
+            x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{level + 1}")(x)
     features = layers.Flatten(name="features")(x)
     logits = layers.Conv2D(1, 4, strides=2, padding="same", name=f"conv_{len(widths) + 1}")(x)

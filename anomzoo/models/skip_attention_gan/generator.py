@@ -5,7 +5,9 @@ Table 1 exactly (5,181,089 / 18,498,481, see `param_count.py`): the SmaAt-UNet l
 (Trebing et al. 2021), which is a U-Net with CBAM and depthwise-separable convolutions.
 
 - A "DSC" is a 3x3 depthwise conv with depth multiplier 2 and a 1x1 pointwise conv, both with
-  biases, then BatchNorm and ReLU; `separable=False` makes it a plain 3x3 conv (with bias).
+  biases, then BatchNorm and ReLU; `separable=False` makes it a plain 3x3 conv (with bias). The
+  layers are `anomzoo.layers.fast`'s: the same variables and function as Keras' DepthwiseConv2D,
+  Conv2D and BatchNormalization, computed faster on the CPU.
 - Encoder level i (i = 0..depth): two DSCs to `base_filters * 2**i` channels (the deepest level
   keeps the previous width, as a bilinear U-Net does), CBAM; the CBAM output is the skip and,
   as the paper's text says, what max pooling passes down.
@@ -21,16 +23,17 @@ from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
 from anomzoo.layers.cbam import CBAM
+from anomzoo.layers.fast import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
 
 
 def conv_unit(x, filters, separable, name):
     """One "DSC" (or plain conv) + BatchNorm + ReLU."""
     if separable:
-        x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name=f"{name}_depthwise")(x)
-        x = layers.Conv2D(filters, 1, name=f"{name}_pointwise")(x)
+        x = MultiplierMajorDepthwiseConv2D(3, padding="same", depth_multiplier=2, name=f"{name}_depthwise")(x)
+        x = PermutedPointwiseConv2D(filters, depth_multiplier=2, name=f"{name}_pointwise")(x)
     else:
         x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

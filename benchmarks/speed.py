@@ -1,0 +1,190 @@
+"""Training speed, measured alone: images/s of the bare step and of `fit`, GFLOP per training
+image, achieved GFLOP/s and its share of this CPU's fp32 matmul peak measured in the same run.
+
+    python benchmarks/speed.py                       # every case below
+    python benchmarks/speed.py --cases sagan-32 --rounds 5
+
+Contenders are timed in alternating rounds in one process (A, B, A, B, ...), after warm-up, and
+the median round is reported, so that a slower moment of the machine hits both. "plain" builds
+the networks with Keras' own DepthwiseConv2D / Conv2D / BatchNormalization (the layers before
+`anomzoo.layers.fast`), "fast" with the drop-in layers the zoo uses now (same variables, same
+function). FLOPs are TensorFlow's profiler count over the whole traced train step (forward,
+backward and optimizer ops with registered statistics; a multiply-add counts 2). Results go to
+results/speed.json and results/speed.md. Run it with nothing else on the machine.
+"""
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from anomzoo import provenance  # noqa: E402
+from anomzoo.data import make_pipeline, steps_per_epoch  # noqa: E402
+from anomzoo.files import write_json, write_text  # noqa: E402
+from anomzoo.layers import cbam, dcgan, fast, resnet  # noqa: E402
+from anomzoo.models import build_model  # noqa: E402
+from anomzoo.models.anoseg import networks as anoseg_networks  # noqa: E402
+from anomzoo.models.skip_attention_gan import generator  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# name: (model, preset, image size, channels, batch, images in the fit epoch)
+CASES = {
+    "sagan-32": ("sagan", "paper", 32, 3, 64, 640),
+    "sagan-256": ("sagan", "paper", 256, 3, 4, 16),
+    "anoseg-lite-64": ("anoseg", "lite", 64, 3, 16, 64),
+}
+
+
+def _plain_pointwise(filters, depth_multiplier=2, **kwargs):
+    return keras.layers.Conv2D(filters, 1, **kwargs)
+
+
+@contextlib.contextmanager
+def plain_layers():
+    """Build networks with Keras' own layers, as before `anomzoo.layers.fast`."""
+    swaps = [(generator, "MultiplierMajorDepthwiseConv2D", keras.layers.DepthwiseConv2D),
+             (generator, "PermutedPointwiseConv2D", _plain_pointwise)]
+    swaps += [(module, "FusedBatchNormalization", keras.layers.BatchNormalization)
+              for module in (generator, cbam, dcgan, resnet, anoseg_networks)]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
+    for module, name, replacement in swaps:
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def matmul_peak(seconds=3.0, n=2048):
+    """fp32 GFLOP/s of a large matmul on this machine now (median of repeated products)."""
+    a = tf.random.normal((n, n))
+    product = tf.function(lambda a: tf.linalg.matmul(a, a))
+    product(a).numpy()
+    rates, started = [], time.time()
+    while time.time() - started < seconds:
+        begin = time.perf_counter()
+        product(a).numpy()
+        rates.append(2 * n**3 / (time.perf_counter() - begin) / 1e9)
+    return statistics.median(rates)
+
+
+def train_step_gflop(model, batch):
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    images = tf.zeros((batch, *model.image_shape))
+    graph = tf.function(lambda x: model.train_step({"image": x})).get_concrete_function(images).graph
+    options = option_builder.ProfileOptionBuilder(
+        option_builder.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return model_analyzer.profile(graph, options=options).total_float_ops / batch / 1e9
+
+
+class Contender:
+    """One model variant, with its bare step and its fit ready to be timed."""
+
+    def __init__(self, case, variant):
+        model_name, preset, size, channels, batch, fit_images = CASES[case]
+        keras.utils.set_random_seed(0)
+        with plain_layers() if variant == "plain" else contextlib.nullcontext():
+            self.model = build_model(model_name, preset, image_shape=(size, size, channels))
+        self.model.compile()
+        self.model.set_stage(0)
+        self.model.build_optimizers()
+        rng = np.random.default_rng(0)
+        self.batch = batch
+        self.images = rng.integers(0, 256, (fit_images, size, size, channels), dtype=np.uint8)
+        self.step_batch = {"image": tf.constant(self.images[:batch].astype("float32") / 255.0)}
+        self.gflop = train_step_gflop(self.model, batch)
+        self.step(2)
+        self.fit()  # trace the fit graph and warm up
+
+    def step(self, steps):
+        started = time.perf_counter()
+        for _ in range(steps):
+            self.model.train_on_batch(self.step_batch)
+        return steps * self.batch / (time.perf_counter() - started)
+
+    def fit(self):
+        data = make_pipeline(self.images, batch_size=self.batch, shuffle=True, seed=0, epochs=1)
+        started = time.perf_counter()
+        self.model.fit(data, epochs=1, steps_per_epoch=steps_per_epoch(len(self.images), self.batch),
+                       verbose=0, shuffle=False)
+        return len(self.images) / (time.perf_counter() - started)
+
+
+def run_case(case, variants, rounds, steps, peak):
+    contenders = {v: Contender(case, v) for v in variants}
+    timings = {v: {"step": [], "fit": []} for v in variants}
+    for _ in range(rounds):
+        for variant, contender in contenders.items():
+            timings[variant]["step"].append(contender.step(steps))
+            timings[variant]["fit"].append(contender.fit())
+    rows = []
+    for variant, contender in contenders.items():
+        step_rate = statistics.median(timings[variant]["step"])
+        fit_rate = statistics.median(timings[variant]["fit"])
+        achieved = step_rate * contender.gflop
+        rows.append({
+            "case": case, "variant": variant, "model": CASES[case][0], "preset": CASES[case][1],
+            "image_size": CASES[case][2], "batch_size": CASES[case][4],
+            "step_images_per_second": round(step_rate, 2), "fit_images_per_second": round(fit_rate, 2),
+            "fit_vs_step": round(fit_rate / step_rate, 3),
+            "gflop_per_training_image": round(contender.gflop, 3),
+            "achieved_gflops": round(achieved, 1), "percent_of_fp32_peak": round(100 * achieved / peak, 1),
+            "rounds": rounds, "steps_per_round": steps,
+            "step_rounds": [round(r, 2) for r in timings[variant]["step"]],
+            "fit_rounds": [round(r, 2) for r in timings[variant]["fit"]],
+        })
+        print(rows[-1], flush=True)
+    keras.backend.clear_session()
+    return rows
+
+
+def markdown(record):
+    lines = ["# training speed", "", f"Re-run: `{record['command']}` (alone on the machine).", "",
+             f"Machine: {record['machine']}; fp32 matmul peak measured in the same run: "
+             f"{record['fp32_peak_gflops']:.0f} GFLOP/s; TensorFlow {record['tensorflow']}; commit "
+             f"{record['commit'][:10]}; {record['measured']}.", "",
+             "| case | variant | batch | bare step img/s | fit img/s | fit / step | GFLOP per training image "
+             "| achieved GFLOP/s | % of fp32 peak |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        lines.append(f"| {r['case']} | {r['variant']} | {r['batch_size']} | {r['step_images_per_second']} | "
+                     f"{r['fit_images_per_second']} | {r['fit_vs_step']} | {r['gflop_per_training_image']} | "
+                     f"{r['achieved_gflops']} | {r['percent_of_fp32_peak']} |")
+    lines += ["", "Medians over alternating rounds (see speed.json for every round). GFLOP: TensorFlow's "
+              "profiler count over the traced train step (multiply-add = 2)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--variants", nargs="+", default=["plain", "fast"], choices=["plain", "fast"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="bare steps per round")
+    args = parser.parse_args(argv)
+    commit = provenance.commit()
+    peak = matmul_peak()
+    print(f"fp32 matmul peak now: {peak:.0f} GFLOP/s", flush=True)
+    rows = []
+    for case in args.cases:
+        rows += run_case(case, args.variants, args.rounds, args.steps, peak)
+    env = provenance.environment()
+    record = {"command": "python benchmarks/speed.py " + " ".join(argv or sys.argv[1:]), "rows": rows,
+              "fp32_peak_gflops": round(peak, 1), "machine": env["machine"], "tensorflow": env["tensorflow"],
+              "commit": commit, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    write_json(os.path.join(RESULTS, "speed.json"), record)
+    write_text(os.path.join(RESULTS, "speed.md"), markdown(record))
+
+
+if __name__ == "__main__":
+    main()
