@@ -227,16 +227,22 @@ def evaluate_run(model_path, out_dir, *, dataset, batch_size=64, seed=0, **datas
     """Evaluate a trained model on `dataset` and report into `out_dir`."""
     started = time.time()
     out_dir = pathlib.Path(out_dir)
+    existed = out_dir.exists()
     open_run_dir(out_dir)
-    model, trained = load_run_model(model_path)
-    size = int(model.image_shape[0])
-    channels = int(model.image_shape[-1])
-    asked = dataset_options.pop("image_size", None)
-    if asked is not None and asked != size:
-        raise ValueError(f"--image-size {asked}: the model was trained on {size} px images and is evaluated "
-                         f"at that size (leave --image-size out)")
-    data = load_dataset(dataset, seed=seed, image_size=size, channels=channels, **dataset_options)
-    results, predictions = evaluation.evaluate_model(model, data, batch_size)
+    try:
+        model, trained = load_run_model(model_path)
+        size = int(model.image_shape[0])
+        channels = int(model.image_shape[-1])
+        asked = dataset_options.pop("image_size", None)
+        if asked is not None and asked != size:
+            raise ValueError(f"--image-size {asked}: the model was trained on {size} px images and is evaluated "
+                             f"at that size (leave --image-size out)")
+        data = load_dataset(dataset, seed=seed, image_size=size, channels=channels, **dataset_options)
+        results, predictions = evaluation.evaluate_model(model, data, batch_size)
+    except BaseException:
+        if not existed:  # nothing was written yet: leave no empty evaluation directory behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     facts = {
         "model": trained.get("model", type(model).__name__),
         "preset": trained.get("preset"),

@@ -331,3 +331,9 @@ def test_predict_converts_uint8_images_explicitly(tiny_model):
     as_uint8 = tiny_model.predict(images, verbose=0)["score"]
     as_float = tiny_model.predict(images.astype(np.float32) / 255.0, verbose=0)["score"]
     np.testing.assert_allclose(as_uint8, as_float, rtol=1e-6)
+
+
+def test_a_failed_evaluation_leaves_no_directory(tmp_path, capsys):
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", str(tmp_path / "no-model"), "--dataset", "digits", "--out", str(out)]) == 2
+    assert not out.exists() and "no trained model" in _error(capsys)
