@@ -16,6 +16,7 @@ results/speed.json and results/speed.md. Run it with nothing else on the machine
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -179,23 +180,23 @@ def run_case(case, variants, rounds, steps, peak):
 
 
 def markdown(record):
-    lines = ["# training speed", "", f"Re-run: `{record['command']}` (alone on the machine).", "",
-             f"Machine: {record['machine']}; fp32 matmul peak measured in the same run: "
-             f"{record['fp32_peak_gflops']:.0f} GFLOP/s (numpy; TensorFlow's own matmul "
-             f"{record['tensorflow_matmul_gflops']:.0f}); TensorFlow {record['tensorflow']}; commit "
-             f"{record['commit'][:10]}; {record['measured']}.", "",
+    lines = ["# training speed", "", "Each row: measured alone on the machine, with the fp32 matmul peak (numpy's "
+             "4096x4096 product; TensorFlow's own matmul beside it) measured in the same run.", "",
              "| case | variant | batch | bare step img/s | fit epoch img/s | fit / step | whole fit call img/s "
-             "| GFLOP per training image | achieved GFLOP/s | % of fp32 peak |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| GFLOP per training image | achieved GFLOP/s | % of fp32 peak | peak (TF matmul) GFLOP/s "
+             "| rounds | commit | measured | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         lines.append(f"| {r['case']} | {r['variant']} | {r['batch_size']} | {r['step_images_per_second']} | "
                      f"{r['fit_images_per_second']} | {r['fit_vs_step']} | {r['fit_call_images_per_second']} | "
-                     f"{r['gflop_per_training_image']} | "
-                     f"{r['achieved_gflops']} | {r['percent_of_fp32_peak']} |")
-    lines += ["", "Medians over alternating rounds (see speed.json for every round). Bare step: "
-              "`train_on_batch` on one fixed batch. Fit epoch: the second epoch of a 2-epoch `fit` over "
-              "`make_pipeline`; whole fit call: both epochs plus the call's set-up and tear-down. GFLOP: "
-              "TensorFlow's profiler count over the traced train step (multiply-add = 2)."]
+                     f"{r['gflop_per_training_image']} | {r['achieved_gflops']} | {r['percent_of_fp32_peak']} | "
+                     f"{r['fp32_peak_gflops']:.0f} ({r['tensorflow_matmul_gflops']:.0f}) | {r['rounds']} | "
+                     f"{r['commit'][:10]} | {r['measured']} | `{r['command']}` |")
+    machines = sorted({r["machine"] + ", TensorFlow " + r["tensorflow"] for r in record["rows"]})
+    lines += ["", f"Machine: {'; '.join(machines)}. Medians over alternating rounds (see speed.json for every "
+              "round). Bare step: `train_on_batch` on one fixed batch. Fit epoch: the second epoch of a 2-epoch "
+              "`fit` over `make_pipeline`; whole fit call: both epochs plus the call's set-up and tear-down. "
+              "GFLOP: TensorFlow's profiler count over the traced train step (multiply-add = 2)."]
     return "\n".join(lines) + "\n"
 
 
@@ -215,10 +216,17 @@ def main(argv=None):
     for case in args.cases:
         rows += run_case(case, args.variants, args.rounds, args.steps, peak)
     env = provenance.environment()
-    record = {"command": "python benchmarks/speed.py " + " ".join(argv or sys.argv[1:]), "rows": rows,
-              "fp32_peak_gflops": round(peak, 1), "tensorflow_matmul_gflops": round(tf_peak, 1), "machine": env["machine"], "tensorflow": env["tensorflow"],
-              "commit": commit, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    write_json(os.path.join(RESULTS, "speed.json"), record)
+    run = {"command": "python benchmarks/speed.py " + " ".join(argv or sys.argv[1:]),
+           "fp32_peak_gflops": round(peak, 1), "tensorflow_matmul_gflops": round(tf_peak, 1),
+           "machine": env["machine"], "tensorflow": env["tensorflow"], "commit": commit,
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    for row in rows:  # every row names the run (peak, commit, time) it was measured in
+        row.update(run)
+    path = os.path.join(RESULTS, "speed.json")
+    earlier = json.load(open(path))["rows"] if os.path.isfile(path) else []
+    measured = {(r["case"], r["variant"]) for r in rows}
+    record = {"rows": [r for r in earlier if (r["case"], r["variant"]) not in measured] + rows}
+    write_json(path, record)
     write_text(os.path.join(RESULTS, "speed.md"), markdown(record))
 
 
