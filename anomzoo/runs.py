@@ -8,11 +8,13 @@ import json
 import pathlib
 import shutil
 import time
+import warnings
 import zipfile
 
 import keras
 
 from anomzoo import evaluation, provenance, training
+from anomzoo.checkpoint import read_checkpoint
 from anomzoo.data import load_dataset
 from anomzoo.files import save_model, write_json
 from anomzoo.models import build_model, canonical_name
@@ -46,14 +48,8 @@ def open_run_dir(out_dir, request=None):
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"--out {out_dir} is a file; give a directory for the run")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        run_file = out_dir / RUN_FILE
-        recorded = None
-        if request is not None and run_file.is_file():
-            try:
-                recorded = json.loads(run_file.read_text())
-            except ValueError:
-                recorded = None
-        if not isinstance(recorded, dict) or "request" not in recorded:
+        recorded = read_run_record(out_dir) if request is not None else None
+        if recorded is None:
             raise RunDirectoryError(f"{out_dir} is not empty; give a new or empty directory with --out "
                                     "(results of different runs are never mixed)")
         if recorded.get("status") == "finished":
@@ -80,13 +76,19 @@ def find_unfinished_run(runs_root, request):
     """The newest directory under `runs_root` holding an unfinished run of `request`, or None."""
     candidates = []
     for run_file in pathlib.Path(runs_root).glob(f"*/{RUN_FILE}"):
-        try:
-            recorded = json.loads(run_file.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(recorded, dict) and recorded.get("status") != "finished" and recorded.get("request") == request:
+        recorded = read_run_record(run_file.parent)
+        if recorded is not None and recorded.get("status") != "finished" and recorded["request"] == request:
             candidates.append(run_file.parent)
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def read_run_record(run_dir):
+    """The run.json of `run_dir` ({"status", "request"}), or None when it has none or it is unreadable."""
+    try:
+        recorded = json.loads((pathlib.Path(run_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) and "request" in recorded else None
 
 
 def dataset_facts(dataset, dataset_name):
@@ -133,9 +135,8 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
     resuming = open_run_dir(out_dir, request)
     name = request["model"]
     checkpoint = out_dir / CHECKPOINT_DIR
-    resumed_at = None
-    if resuming and (checkpoint / "state.json").is_file():
-        resumed_at = json.loads((checkpoint / "state.json").read_text()).get("epoch")
+    state = read_checkpoint(checkpoint) if resuming else None
+    resumed_at = state["epoch"] if state else None
     try:
         data = load_dataset(dataset, seed=seed, **dataset_options)
         keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
@@ -217,8 +218,6 @@ def _read_provenance(metrics_file):
             return facts
     except (ValueError, AttributeError):
         pass
-    import warnings
-
     warnings.warn(f"{metrics_file} is not a metrics file written by anomzoo; the training facts are left out")
     return {}
 

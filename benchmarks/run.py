@@ -208,8 +208,7 @@ def quality(model, benchmark, args, command):
             key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
-            run_file = out / runs.RUN_FILE
-            if run_file.is_file() and json.loads(run_file.read_text()).get("status") == "finished":
+            if (runs.read_run_record(out) or {}).get("status") == "finished":
                 shutil.rmtree(out)  # a re-run replaces the entry; an unfinished run (killed) is continued instead
             metrics = runs.train_run(model, out, dataset=data, preset=args.preset, epochs=epochs,
                                      batch_size=args.batch_size, seed=seed, selection=args.selection,

@@ -24,6 +24,11 @@ def _tensorflow():
     return keras.backend.backend() == "tensorflow"
 
 
+def _multiplier_major(channels, multiplier):
+    """For each position m*C + c of the multiplier-major order, the parent's index c*M + m."""
+    return [c * multiplier + m for m in range(multiplier) for c in range(channels)]
+
+
 @keras.saving.register_keras_serializable(package="anomzoo", name="MultiplierMajorDepthwiseConv2D")
 class DepthwiseConv2D(layers.DepthwiseConv2D):
     """`DepthwiseConv2D` whose output channels come multiplier-major: channel m*C + c is the m-th
@@ -57,8 +62,7 @@ class DepthwiseConv2D(layers.DepthwiseConv2D):
 
     def _reordered(self, outputs):
         """c*M + m order (the parent's) -> m*C + c, for backends without the fast path."""
-        channels, multiplier = outputs.shape[-1] // self.depth_multiplier, self.depth_multiplier
-        index = [c * multiplier + m for m in range(multiplier) for c in range(channels)]
+        index = _multiplier_major(outputs.shape[-1] // self.depth_multiplier, self.depth_multiplier)
         return ops.take(outputs, index, axis=-1)
 
 
@@ -73,9 +77,7 @@ class Conv2D(layers.Conv2D):
         self.depth_multiplier = int(depth_multiplier)
 
     def call(self, inputs):
-        rows = inputs.shape[-1]
-        channels, multiplier = rows // self.depth_multiplier, self.depth_multiplier
-        index = [c * multiplier + m for m in range(multiplier) for c in range(channels)]
+        index = _multiplier_major(inputs.shape[-1] // self.depth_multiplier, self.depth_multiplier)
         outputs = self.convolution_op(inputs, ops.take(self.kernel, index, axis=2))
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
