@@ -1,4 +1,4 @@
-"""The `anomzoo` command: train | evaluate | models."""
+"""The `anomzoo` command: train | evaluate | export | models."""
 
 import argparse
 import os
@@ -52,7 +52,8 @@ def _add_dataset_options(parser, default_dataset):
     # batch of 64 leaves too few steps for BatchNorm's running statistics to settle.
     parser.add_argument("--batch-size", type=_positive_int, default=16)
     parser.add_argument("--seed", type=_non_negative_int, default=0)
-    parser.add_argument("--out", help="run directory (default: runs/<model>-<dataset>-<time>)")
+    parser.add_argument("--out", help="where to write: the run directory (default: runs/<model>-<dataset>-<time>), "
+                                      "or the export folder (default: exports/<run name>)")
 
 
 def _dataset_options(args):
@@ -85,6 +86,14 @@ def build_parser():
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
     evaluate.add_argument("model_path")
     _add_dataset_options(evaluate, None)
+    export = commands.add_parser("export", help="export a trained model: SavedModel (TF Serving), LiteRT, ONNX")
+    export.add_argument("model_path", help="run directory or .keras file")
+    export.add_argument("--format", nargs="+", default=["saved_model", "litert", "onnx"],
+                        choices=["saved_model", "litert", "onnx"], help="default: all three")
+    export.add_argument("--name", help="model name in the TF Serving layout <out>/<name>/<version>/ "
+                                       "(default: the registry name)")
+    export.add_argument("--version", type=_positive_int, default=1)
+    _add_dataset_options(export, None)
     commands.add_parser("models", help="list the models and their presets")
     return parser
 
@@ -92,6 +101,22 @@ def build_parser():
 def _summary(results, out_dir):
     shown = "  ".join(f"{k}={results[k]:.4f}" for k in HEADLINE if k in results)
     return f"{shown}\nreport: {out_dir / 'report.md'}"
+
+
+def _export(args):
+    from anomzoo.export import export, open_trained
+
+    source = pathlib.Path(args.model_path)
+    out = pathlib.Path(args.out or f"exports/{source.resolve().name if source.is_dir() else source.stem}")
+    trained = open_trained(source, dataset=args.dataset, batch_size=args.batch_size, **_dataset_options(args))
+    metadata = export(trained, out, formats=args.format, name=args.name, version=args.version)
+    for key, facts in metadata["files"].items():
+        worst = facts["deviation_from_keras"]
+        print(f"{key:20s} {facts['bytes'] / 1e6:8.1f} MB  max |score - keras| {worst['score']:.2e}  "
+              f"max |map - keras| {worst['anomaly_map']:.2e}  {out / facts['path']}")
+    print(f"thresholds: score {metadata['score_threshold']:.6g}, map {metadata['map_threshold']:.6g}; "
+          f"metadata: {out / 'metadata.json'}")
+    return 0
 
 
 def main(argv=None):
@@ -106,6 +131,8 @@ def main(argv=None):
                 aliases = [a for a, n in models.ALIASES.items() if n == name]
                 print(f"{name} (aliases: {', '.join(aliases) or '-'}): presets {', '.join(cls.presets)}")
             return 0
+        if args.command == "export":
+            return _export(args)
         if args.command == "evaluate" and args.dataset is None:
             raise ValueError("evaluate needs --dataset (the data to evaluate on)")
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -135,7 +162,7 @@ def main(argv=None):
                      f"--out {out_dir} to continue")
         print(f"anomzoo: interrupted{where}", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, DatasetError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, DatasetError, FloatingPointError) as error:
         print(f"anomzoo: error: {error}", file=sys.stderr)
         return 2
 

@@ -32,6 +32,16 @@ def predict(model, images, batch_size=64):
     return {k: np.asarray(v) for k, v in outputs.items() if np.ndim(v) == 1 or k == "anomaly_map"}
 
 
+def validation_thresholds(model, dataset, batch_size=64):
+    """(image threshold, map threshold) by THRESHOLD_RULE from the validation (normal) images;
+    (None, None) when there are none."""
+    if not len(dataset.validation):
+        return None, None
+    validation = predict(model, dataset.validation.images, batch_size)
+    return (metrics.threshold_from_normal(validation["score"], 0.99),
+            metrics.threshold_from_normal(validation["anomaly_map"], 0.99))
+
+
 def evaluate_model(model, dataset, batch_size=64):
     """(metrics dict, test predictions) for `model` on `dataset.test`.
 
@@ -39,11 +49,7 @@ def evaluate_model(model, dataset, batch_size=64):
     no test label touches them; `iou_best` is the exception the metrics name as an oracle.
     """
     test = predict(model, dataset.test.images, batch_size)
-    threshold = map_threshold = None
-    if len(dataset.validation):
-        validation = predict(model, dataset.validation.images, batch_size)
-        threshold = metrics.threshold_from_normal(validation["score"], 0.99)
-        map_threshold = metrics.threshold_from_normal(validation["anomaly_map"], 0.99)
+    threshold, map_threshold = validation_thresholds(model, dataset, batch_size)
     results = metrics.evaluate(
         dataset.test.labels,
         test["score"],
@@ -53,7 +59,9 @@ def evaluate_model(model, dataset, batch_size=64):
         map_threshold=map_threshold,
     )
     if threshold is not None:
+        # Both thresholds travel with the model (exports, predict), so they are recorded.
         results["score_threshold"] = float(threshold)
+        results["map_threshold"] = float(map_threshold)
     if "iou" in results:
         # AnoSeg's Fig. 6b: mean IoU as the map threshold sweeps [0, 1] (a curve over test masks,
         # reported for robustness to the threshold, never used to choose one).

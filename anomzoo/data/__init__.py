@@ -7,7 +7,7 @@
 """
 
 from anomzoo.data.errors import DatasetError
-from anomzoo.data.mvtec import load_mvtec
+from anomzoo.data.mvtec import load_image, load_mvtec
 from anomzoo.data.pipeline import decode_image_file, make_pipeline, steps_per_epoch
 from anomzoo.data.protocols import leave_one_class_out, one_class
 from anomzoo.data.registry import DATASETS, load_dataset
@@ -20,6 +20,7 @@ __all__ = [
     "Split",
     "decode_image_file",
     "leave_one_class_out",
+    "load_image",
     "load_dataset",
     "load_mvtec",
     "make_pipeline",

@@ -91,6 +91,12 @@ def resize_image(image: np.ndarray, size: int, interpolation: int | None = None)
     return resized.reshape(size, size, channels)
 
 
+def load_image(path: str | os.PathLike, image_size: int, channels: int) -> np.ndarray:
+    """One file as a model of that size and channel count takes it: (size, size, channels) uint8,
+    decoded, resized and converted exactly as the dataset loaders do (`anomzoo predict` uses it)."""
+    return convert_channels(resize_image(read_image(path), image_size)[None], channels)[0]
+
+
 def resize_images(images: np.ndarray, size: int | None) -> np.ndarray:
     """Resize a (N, H, W, C) uint8 batch to (N, size, size, C); None or the same size: unchanged."""
     if size is None or images.shape[1:3] == (size, size):

@@ -106,18 +106,14 @@ def decode_image_file(path, image_size: int, channels: int = 3):
 
     Returns
     -------
-    (image_size, image_size, channels) uint8 tensor. Resizing uses area averaging when shrinking
-    and bilinear interpolation when enlarging, like the OpenCV loaders, though the pixel values
-    differ slightly from theirs.
+    (image_size, image_size, channels) uint8 tensor, decoded, resized and converted as the OpenCV
+    loaders do (see `anomzoo.data.tf_decode`).
     """
     import tensorflow as tf
 
+    from anomzoo.data import tf_decode
+
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-    shape = tf.shape(image)
-    shrinking = tf.logical_and(shape[0] >= image_size, shape[1] >= image_size)
-    image = tf.cond(shrinking,
-                    lambda: tf.image.resize(image, (image_size, image_size), method="area"),
-                    lambda: tf.image.resize(image, (image_size, image_size), method="bilinear"))
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    image = tf_decode.resize_like_loaders(tf_decode.decode_rgb(tf.io.read_file(path)), image_size)
+    return tf.cast(tf_decode.to_channels(image, channels), tf.uint8)

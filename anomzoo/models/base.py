@@ -179,6 +179,8 @@ class AnomalyModel(keras.Model):
         object.__setattr__(self, "_trackers", trackers)
 
     def get_compile_config(self):
+        if not hasattr(self, "player_optimizers"):  # never compiled (e.g. saved untrained): nothing to restore
+            return None
         return {"optimizers": {p: keras.optimizers.serialize(o) for p, o in self.player_optimizers.items()}}
 
     def compile_from_config(self, config):

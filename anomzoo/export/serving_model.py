@@ -1,0 +1,42 @@
+"""The function every export serves: the inference contract plus the decision.
+
+`serving_model(model, score_threshold)` wraps a trained anomzoo model in a functional Keras model
+with one input, `images` (B, H, W, C) float32 in [0, 1], and three outputs:
+
+- `score` (B,): the model's image score, higher = more anomalous;
+- `anomaly_map` (B, H, W, 1): the model's map, higher = more anomalous;
+- `is_anomalous` (B,) bool: `score >= score_threshold`, the threshold chosen on normal validation
+  images, held as a constant in the graph so that every format decides as the Python model does.
+
+The model is called with training=False (BatchNorm uses its moving statistics). Each format
+(SavedModel, LiteRT, ONNX) exports this one graph, so they cannot drift from each other.
+"""
+
+import keras
+from keras import ops
+
+OUTPUTS = ("score", "anomaly_map", "is_anomalous")
+
+
+class Decision(keras.layers.Layer):
+    """score >= threshold, with the threshold a Python float (a constant in every exported graph;
+    a tensor built in the functional API would become a second input of the ONNX model)."""
+
+    def __init__(self, threshold, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = float(threshold)
+
+    def call(self, score):
+        return ops.greater_equal(score, self.threshold)
+
+    def compute_output_spec(self, score):
+        return keras.KerasTensor(score.shape, dtype="bool")
+
+
+def serving_model(model, score_threshold):
+    images = keras.Input(tuple(model.image_shape), name="images", dtype="float32")
+    outputs = model(images, training=False)
+    score = outputs["score"]
+    decision = Decision(score_threshold, name="is_anomalous")(score)
+    return keras.Model(images, {"score": score, "anomaly_map": outputs["anomaly_map"], "is_anomalous": decision},
+                       name=f"{model.name}_serving")

@@ -1,0 +1,71 @@
+"""A trained model with everything its exports and predictions need, from wherever it lives.
+
+`open_trained(source)` accepts a run directory (as `anomzoo train` writes it) or a `.keras` file, and
+returns the model, its decision thresholds (chosen on normal validation images only), the data it
+was trained on (to check exports on real images) and its provenance.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+from anomzoo import evaluation, runs
+from anomzoo.data import load_dataset
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    model: object
+    name: str  # registry name
+    score_threshold: float
+    map_threshold: float
+    threshold_rule: str
+    data: object  # the AnomalyDataset the thresholds come from
+    provenance: dict
+    metrics: dict  # the recorded test metrics (scalars), {} when unknown
+
+
+def _recorded_metrics(run_dir):
+    try:
+        recorded = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in recorded.items() if isinstance(v, (int, float))} if isinstance(recorded, dict) else {}
+
+
+def open_trained(source, dataset=None, batch_size=64, **dataset_options):
+    """The model at `source` (run directory or `.keras` file) with its thresholds and data.
+
+    Data: `dataset` (+ options) when given, else the dataset recorded in the run directory's
+    run.json. Thresholds: those recorded in the run's metrics.json when present (they were computed
+    from the same validation images), else computed from the data's validation split.
+    """
+    from anomzoo.models import MODELS
+
+    source = pathlib.Path(source)
+    model, provenance = runs.load_run_model(source)
+    run_dir = source if source.is_dir() else source.parent
+    size, channels = int(model.image_shape[0]), int(model.image_shape[-1])
+    if dataset is None:
+        record = runs.read_run_record(run_dir)
+        if record is None:
+            raise ValueError(f"{source} has no run record (run.json) naming its data: pass the dataset its "
+                             "thresholds should come from (--dataset)")
+        request = record["request"]
+        dataset, seed = request["dataset"], request["seed"]
+        dataset_options = {**request["dataset_options"]}
+    else:
+        seed = provenance.get("seed", 0)
+    dataset_options.update(image_size=size, channels=channels)
+    data = load_dataset(dataset, seed=seed, **dataset_options)
+    recorded = _recorded_metrics(run_dir) if source.is_dir() else {}
+    if "score_threshold" in recorded and "map_threshold" in recorded:
+        score_threshold, map_threshold = recorded["score_threshold"], recorded["map_threshold"]
+    else:
+        score_threshold, map_threshold = evaluation.validation_thresholds(model, data, batch_size)
+        if score_threshold is None:
+            raise ValueError(f"{dataset} has no validation images to choose a decision threshold from")
+    name = next((key for key, cls in MODELS.items() if isinstance(model, cls)), type(model).__name__)
+    return TrainedModel(model=model, name=name, score_threshold=float(score_threshold),
+                        map_threshold=float(map_threshold), threshold_rule=evaluation.THRESHOLD_RULE, data=data,
+                        provenance=provenance, metrics=recorded)
