@@ -28,6 +28,13 @@ def build_model(name, preset="paper", **overrides):
     return build(name, preset, **overrides)
 
 
+def from_preset(name):
+    """A trained model from the zoo by entry name (`anomzoo zoo list`), e.g. "sagan_digits0"."""
+    from anomzoo import zoo
+
+    return zoo.load(name)
+
+
 def load_model(path):
     """Load a `.keras` file written by anomzoo (a run directory's model.keras)."""
     _register()
@@ -43,4 +50,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'anomzoo' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "build_model", "load_model"]
+__all__ = ["__version__", "build_model", "from_preset", "load_model"]

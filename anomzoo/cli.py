@@ -1,4 +1,4 @@
-"""The `anomzoo` command: train | evaluate | export | models."""
+"""The `anomzoo` command: train | evaluate | export | predict | models."""
 
 import argparse
 import os
@@ -94,6 +94,16 @@ def build_parser():
                                        "(default: the registry name)")
     export.add_argument("--version", type=_positive_int, default=1)
     _add_dataset_options(export, None)
+    predict = commands.add_parser("predict", help="score image files: a table (CSV, JSON) and anomaly-map overlays")
+    predict.add_argument("model", help="run directory, .keras file, export folder or file, or zoo entry")
+    predict.add_argument("images", nargs="+", help="image files, folders (searched recursively) or glob patterns")
+    predict.add_argument("--out", help="where to write predictions.csv / .json and maps/ (default: "
+                                       "predictions/<time>)")
+    predict.add_argument("--batch-size", type=_positive_int, default=32)
+    predict.add_argument("--no-maps", action="store_true", help="write the table only")
+    zoo = commands.add_parser("zoo", help="trained models: list | info NAME | get NAME")
+    zoo.add_argument("action", choices=["list", "info", "get"])
+    zoo.add_argument("name", nargs="?", help="entry name (info, get)")
     commands.add_parser("models", help="list the models and their presets")
     return parser
 
@@ -119,12 +129,55 @@ def _export(args):
     return 0
 
 
+def _predict(args):
+    from anomzoo.predict import collect_images, open_predictor, predict_files
+
+    files = collect_images(args.images)
+    predictor = open_predictor(args.model)
+    out = pathlib.Path(args.out or f"predictions/{time.strftime('%Y%m%d-%H%M%S')}")
+    rows = predict_files(predictor, files, out, batch_size=args.batch_size, maps=not args.no_maps,
+                         progress=sys.stdout.isatty())
+    failed = [row for row in rows if row["error"]]
+    flagged = sum(row["verdict"] == "anomalous" for row in rows)
+    verdicts = (f", {flagged} anomalous (score >= {predictor.score_threshold:.6g})"
+                if predictor.score_threshold is not None else ", no threshold known: scores only")
+    print(f"{len(rows) - len(failed)} images scored{verdicts}; table: {out / 'predictions.csv'}")
+    for row in failed:
+        print(f"anomzoo: cannot score {row['path']}: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _zoo(args):
+    import json
+
+    from anomzoo import zoo
+
+    if args.action == "list":
+        print(f"{'name':18s} {'model':20s} {'preset':8s} {'data':24s} {'size':>4s} {'image AUROC':>11s} {'MB':>6s}")
+        for name, entry in zoo.ENTRIES.items():
+            data = f"{entry['dataset']} {entry['protocol']} {entry['target']}"
+            print(f"{name:18s} {entry['model']:20s} {entry['preset']:8s} {data:24s} {entry['image_shape'][0]:4d} "
+                  f"{entry['metrics'].get('image_auroc', float('nan')):11.4f} {entry['weights']['bytes'] / 1e6:6.1f}")
+        return 0
+    if args.name is None:
+        raise ValueError(f"zoo {args.action} needs an entry name (anomzoo zoo list shows them)")
+    if args.action == "info":
+        print(json.dumps(zoo.info(args.name), indent=2))
+    else:
+        print(zoo.fetch(args.name))
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out_dir = None
+    from anomzoo.data import DatasetError
+    from anomzoo.zoo import ZooError
+
     try:
+        if args.command == "zoo":  # answered from the entries alone, without loading TensorFlow
+            return _zoo(args)
         from anomzoo import models, runs
-        from anomzoo.data import DatasetError
 
         if args.command == "models":
             for name, cls in models.MODELS.items():
@@ -133,6 +186,8 @@ def main(argv=None):
             return 0
         if args.command == "export":
             return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "evaluate" and args.dataset is None:
             raise ValueError("evaluate needs --dataset (the data to evaluate on)")
         stamp = time.strftime("%Y%m%d-%H%M%S")

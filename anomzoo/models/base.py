@@ -98,9 +98,24 @@ class AnomalyModel(keras.Model):
 
     @classmethod
     def from_preset(cls, preset, **overrides):
-        """Build a named configuration, e.g. `AnoSeg.from_preset("paper")`; `overrides` on top."""
+        """Build a named configuration, e.g. `AnoSeg.from_preset("paper")`, with `overrides` on top;
+        or load a trained model from the zoo, e.g. `SkipAttentionGAN.from_preset("sagan_digits0")`."""
         if preset not in cls.presets:
-            raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}")
+            from anomzoo import zoo
+
+            if zoo.is_entry(preset):
+                if overrides:
+                    raise ValueError(f"zoo entry {preset!r} is a trained model: it takes no overrides "
+                                     f"({sorted(overrides)})")
+                model = zoo.load(preset)
+                if not isinstance(model, cls):
+                    raise ValueError(f"zoo entry {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
+                return model
+            from anomzoo.models import MODELS
+
+            entries = [n for n, e in zoo.ENTRIES.items() if MODELS.get(e["model"]) is cls]
+            raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}"
+                             + (f" or a zoo entry ({', '.join(sorted(entries))})" if entries else ""))
         return cls(**{**cls.presets[preset]["config"], **overrides})
 
     # -- stages ---------------------------------------------------------------------------------

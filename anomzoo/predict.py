@@ -1,0 +1,188 @@
+"""`anomzoo predict MODEL IMAGES...`: score image files with a trained model or an export.
+
+MODEL is a run directory, a `.keras` file, an export folder (as `anomzoo export` writes it), one
+exported file (SavedModel directory, `.tflite`, `.onnx`) or a zoo entry name. IMAGES are files,
+folders (searched recursively) or glob patterns. Files are read exactly as the dataset loaders read
+them (`anomzoo.data.load_image`), so the scores equal those `anomzoo evaluate` computes.
+
+Writes `<out>/predictions.csv` and `<out>/predictions.json` (path, score, verdict, error) and, per
+image, `<out>/maps/<name>.png`: the image with its anomaly map overlaid and the pixels above the
+map threshold outlined. An unreadable file gets an error row; the others are still scored.
+"""
+
+import csv
+import dataclasses
+import glob
+import io
+import json
+import pathlib
+
+import numpy as np
+
+from anomzoo.data import DatasetError, load_image
+from anomzoo.data.mvtec import IMAGE_EXTENSIONS
+from anomzoo.files import atomic_path, write_json, write_text
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A callable model (float images -> {"score", "anomaly_map", ...}) and its thresholds."""
+
+    run: object
+    image_shape: tuple
+    score_threshold: float | None
+    map_threshold: float | None
+    source: str
+
+
+def _export_metadata(path):
+    """The anomzoo metadata of an exported file or folder, or None."""
+    for candidate in (path / "metadata.json", path / "assets.extra" / "anomzoo.json",
+                      path.parent.parent / "metadata.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def open_predictor(source):
+    """A `Predictor` for `source` (see the module docstring)."""
+    from anomzoo.export import load_export
+
+    path = pathlib.Path(source)
+    if not path.exists():
+        from anomzoo import zoo
+
+        if zoo.is_entry(str(source)):
+            return _keras_predictor(*zoo.load(str(source), with_thresholds=True), f"zoo:{source}")
+        raise FileNotFoundError(f"{source}: no such run directory, model file or export, and not a zoo entry "
+                                f"(anomzoo zoo list shows them)")
+    metadata = _export_metadata(path)
+    if metadata is not None and (path / "metadata.json").is_file():  # an export folder: serve its SavedModel
+        path = path / metadata["files"]["saved_model"]["path"] if "saved_model" in metadata["files"] else \
+            path / next(iter(metadata["files"].values()))["path"]
+    if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
+        runner = load_export(path)
+        thresholds = (metadata or {}).get("score_threshold"), (metadata or {}).get("map_threshold")
+        return Predictor(runner, tuple(runner.image_shape), *thresholds, str(path))
+    from anomzoo import runs
+
+    model, _ = runs.load_run_model(path)
+    recorded = {}
+    metrics_file = (path if path.is_dir() else path.parent) / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            recorded = json.loads(metrics_file.read_text())
+        except ValueError:
+            recorded = {}
+    return _keras_predictor(model, recorded.get("score_threshold"), recorded.get("map_threshold"), str(path))
+
+
+def _keras_predictor(model, score_threshold, map_threshold, source):
+    def run(images):
+        return {k: np.asarray(v) for k, v in model.predict(images, batch_size=len(images), verbose=0).items()}
+
+    return Predictor(run, tuple(model.image_shape), score_threshold, map_threshold, source)
+
+
+def collect_images(patterns):
+    """Image files named by `patterns` (files, folders searched recursively, globs), in order, once each."""
+    found = []
+    for pattern in patterns:
+        path = pathlib.Path(pattern)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.exists():
+            found.append(path)
+        elif glob.has_magic(str(pattern)):
+            matches = sorted(pathlib.Path(p) for p in glob.glob(str(pattern), recursive=True))
+            found += [p for p in matches if p.is_file()]
+        else:
+            found.append(path)  # reported as an error row, as any unreadable file
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise FileNotFoundError(f"no image files in {list(patterns)} ({', '.join(IMAGE_EXTENSIONS)} expected)")
+    return unique
+
+
+def predict_files(predictor, files, out_dir, batch_size=32, maps=True, progress=True):
+    """Score `files`, write the table (and overlays) into `out_dir`; returns the rows."""
+    import keras
+
+    out_dir = pathlib.Path(out_dir)
+    size, channels = int(predictor.image_shape[0]), int(predictor.image_shape[-1])
+    bar = keras.utils.Progbar(len(files), unit_name="image") if progress else None
+    rows, done = [], 0
+    names = _map_names(files)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        images, readable = [], []
+        for path in chunk:
+            try:
+                images.append(load_image(path, size, channels))
+                readable.append(path)
+            except (DatasetError, OSError) as error:
+                rows.append({"path": str(path), "score": None, "verdict": None, "error": str(error)})
+        if images:
+            batch = np.stack(images)
+            outputs = predictor.run(batch.astype("float32") / 255.0)
+            for index, path in enumerate(readable):
+                score = float(outputs["score"][index])
+                verdict = None if predictor.score_threshold is None else (
+                    "anomalous" if score >= predictor.score_threshold else "normal")
+                rows.append({"path": str(path), "score": score, "verdict": verdict, "error": None})
+                if maps:
+                    _write_overlay(out_dir / "maps" / names[path], batch[index], outputs["anomaly_map"][index],
+                                   predictor.map_threshold)
+        done += len(chunk)
+        if bar is not None:
+            bar.update(done)
+    order = {str(p): i for i, p in enumerate(files)}
+    rows.sort(key=lambda row: order[row["path"]])
+    _write_table(out_dir, rows, predictor)
+    return rows
+
+
+def _map_names(files):
+    """A unique overlay file name per image (parent folder + stem, numbered if still repeated)."""
+    names, used = {}, set()
+    for path in files:
+        base = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+        name, count = f"{base}.png", 1
+        while name in used:
+            count += 1
+            name = f"{base}_{count}.png"
+        used.add(name)
+        names[path] = name
+    return names
+
+
+def _write_overlay(path, image, anomaly_map, map_threshold):
+    """The image with its map as a heat overlay (red = high) and the above-threshold region outlined."""
+    import cv2
+
+    colour = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+    values = anomaly_map[..., 0]
+    top = 2.0 * map_threshold if map_threshold else float(values.max()) or 1.0  # threshold at mid-scale
+    heat = cv2.applyColorMap(np.clip(values / top * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    blended = cv2.addWeighted(cv2.cvtColor(colour, cv2.COLOR_RGB2BGR), 0.6, heat, 0.4, 0)
+    if map_threshold is not None:
+        region = (values >= map_threshold).astype(np.uint8)
+        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(blended, contours, -1, (255, 255, 255), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), blended):
+            raise OSError(f"cannot write {path}")
+
+
+def _write_table(out_dir, rows, predictor):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "predictions.json", {
+        "model": predictor.source, "score_threshold": predictor.score_threshold,
+        "map_threshold": predictor.map_threshold, "predictions": rows})
+    lines = [["path", "score", "verdict", "error"]]
+    lines += [[r["path"], "" if r["score"] is None else repr(r["score"]), r["verdict"] or "", r["error"] or ""]
+              for r in rows]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(lines)
+    write_text(out_dir / "predictions.csv", buffer.getvalue())
