@@ -1,4 +1,4 @@
-"""The `anomzoo` command: train | evaluate | export | predict | models."""
+"""The `anomzoo` command: train | evaluate | export | predict | serve | zoo | models."""
 
 import argparse
 import os
@@ -101,6 +101,10 @@ def build_parser():
                                        "predictions/<time>)")
     predict.add_argument("--batch-size", type=_positive_int, default=32)
     predict.add_argument("--no-maps", action="store_true", help="write the table only")
+    serve = commands.add_parser("serve", help="answer TF Serving's REST predict API from an export (local testing)")
+    serve.add_argument("export_path", help="export folder (anomzoo export), <name>/ or <name>/<version>/")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive_int, default=8501)
     zoo = commands.add_parser("zoo", help="trained models: list | info NAME | get NAME")
     zoo.add_argument("action", choices=["list", "info", "get"])
     zoo.add_argument("name", nargs="?", help="entry name (info, get)")
@@ -147,6 +151,22 @@ def _predict(args):
     return 1 if failed else 0
 
 
+def _serve(args):
+    from anomzoo.export.server import make_server
+
+    server = make_server(args.export_path, args.host, args.port)
+    served = server.served
+    print(f"serving {served.name} version {served.version} (signatures {', '.join(served.signatures)}) at "
+          f"http://{args.host}:{server.server_address[1]}/v1/models/{served.name}:predict; Ctrl-C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _zoo(args):
     import json
 
@@ -188,6 +208,8 @@ def main(argv=None):
             return _export(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "evaluate" and args.dataset is None:
             raise ValueError("evaluate needs --dataset (the data to evaluate on)")
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -1,0 +1,149 @@
+"""`anomzoo serve EXPORT`: TF Serving's REST predict API, answered from an exported SavedModel.
+
+For trying a model and its clients locally where TF Serving's binary is not installed: the same
+client (export/rest_client.py, curl) works here and against TF Serving. Implemented, as TF Serving
+documents them:
+
+- `GET  /v1/models/<name>[/versions/<v>]`: the model's status;
+- `POST /v1/models/<name>[/versions/<v>]:predict` with `signature_name` (default
+  `serving_default`) and either `instances` (row format; answered with `predictions`, one dict per
+  instance) or `inputs` (columnar; answered with `outputs`); binary values as `{"b64": "..."}`.
+
+Errors are answered as TF Serving does, `{"error": "..."}` with a 4xx status. Not implemented:
+classify/regress APIs, model labels, several models in one server.
+"""
+
+import base64
+import http.server
+import json
+import pathlib
+import re
+
+import numpy as np
+
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
+_STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?$")
+
+
+def find_saved_model(path):
+    """(name, version, SavedModel dir) for an export folder, a model base path or a version folder."""
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path.parent.name, int(path.name) if path.name.isdigit() else 1, path
+    metadata = path / "metadata.json"
+    if metadata.is_file():
+        path = path / json.loads(metadata.read_text())["name"]
+    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    if not versions:
+        raise FileNotFoundError(f"no SavedModel under {path}: expected an export folder (anomzoo export), "
+                                "<name>/ with numbered version folders, or one version folder")
+    version, folder = versions[-1]  # TF Serving's default policy: the latest version
+    return path.name, version, folder
+
+
+def _decode(value):
+    """JSON values -> numpy, with {"b64": ...} objects turned into bytes (TF Serving's binary form)."""
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _named_inputs(raw, specs, row_format):
+    """{input name: value} from a request's `instances` (row format) or `inputs` (columnar)."""
+    def named(value):
+        return isinstance(value, dict) and "b64" not in value
+
+    if row_format and raw and named(raw[0]):
+        return {key: [_decode(instance[key]) for instance in raw] for key in raw[0]}
+    if not row_format and named(raw):
+        return {key: _decode(value) for key, value in raw.items()}
+    return {next(iter(specs)): _decode(raw)}  # a signature's only input, unnamed
+
+
+def _json_ready(array):
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind == "S":
+        return [{"b64": base64.b64encode(v).decode("ascii")} for v in array.ravel()]
+    return array.tolist()
+
+
+class ServedModel:
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.name, self.version, folder = find_saved_model(path)
+        self._loaded = tf.saved_model.load(str(folder))
+        self.signatures = dict(self._loaded.signatures)
+
+    def predict(self, body):
+        """A predict request body (dict) -> (response dict, HTTP status)."""
+        tf = self._tf
+        name = body.get("signature_name", "serving_default")
+        if name not in self.signatures:
+            return {"error": f"Serving signature name: \"{name}\" not found in signature def"}, 400
+        signature = self.signatures[name]
+        specs = signature.structured_input_signature[1]
+        row_format = "instances" in body
+        if row_format == ("inputs" in body):
+            return {"error": "JSON request must have exactly one of \"instances\" or \"inputs\""}, 400
+        inputs = _named_inputs(body["instances"] if row_format else body["inputs"], specs, row_format)
+        if sorted(inputs) != sorted(specs):
+            return {"error": f"signature {name} takes inputs {sorted(specs)}, got {sorted(inputs)}"}, 400
+        try:
+            tensors = {key: tf.constant(value, dtype=specs[key].dtype) for key, value in inputs.items()}
+            outputs = {key: value.numpy() for key, value in signature(**tensors).items()}
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            return {"error": str(error).strip().splitlines()[0]}, 400
+        if row_format:
+            count = len(next(iter(outputs.values())))
+            return {"predictions": [{key: _json_ready(value[i]) if np.ndim(value[i]) else value[i].item()
+                                     for key, value in outputs.items()} for i in range(count)]}, 200
+        return {"outputs": {key: _json_ready(value) for key, value in outputs.items()}}, 200
+
+
+def make_server(export_path, host="127.0.0.1", port=8501):
+    """An `http.server` answering the REST API for the SavedModel at `export_path` (not started)."""
+    served = ServedModel(export_path)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self, body, status):
+            data = json.dumps(body).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _known(self, match):
+            if match.group(1) != served.name:
+                return f"Servable not found for request: Latest({match.group(1)})"
+            if match.group(2) and int(match.group(2)) != served.version:
+                return f"Servable not found for request: Specific({match.group(1)}, {match.group(2)})"
+            return None
+
+        def do_GET(self):
+            match = _STATUS.match(self.path)
+            if not match or self._known(match):
+                return self._answer({"error": self._known(match) if match else "Malformed request"}, 404)
+            self._answer({"model_version_status": [{"version": str(served.version), "state": "AVAILABLE",
+                                                    "status": {"error_code": "OK", "error_message": ""}}]}, 200)
+
+        def do_POST(self):
+            match = _PREDICT.match(self.path)
+            if not match or self._known(match):
+                return self._answer({"error": self._known(match) if match else "Malformed request"}, 404)
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            except ValueError as error:
+                return self._answer({"error": f"JSON Parse error: {error}"}, 400)
+            self._answer(*served.predict(body))
+
+        def log_message(self, format, *args):  # one line per request, as TF Serving's access log
+            print(f"{self.address_string()} {self.command} {self.path} {args[1] if len(args) > 1 else ''}")
+
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    server.served = served
+    return server
