@@ -40,8 +40,6 @@ def open_trained(source, dataset=None, batch_size=64, **dataset_options):
     run.json. Thresholds: those recorded in the run's metrics.json when present (they were computed
     from the same validation images), else computed from the data's validation split.
     """
-    from anomzoo.models import MODELS
-
     source = pathlib.Path(source)
     model, provenance = runs.load_run_model(source)
     run_dir = source if source.is_dir() else source.parent
@@ -59,13 +57,23 @@ def open_trained(source, dataset=None, batch_size=64, **dataset_options):
     dataset_options.update(image_size=size, channels=channels)
     data = load_dataset(dataset, seed=seed, **dataset_options)
     recorded = _recorded_metrics(run_dir) if source.is_dir() else {}
+    thresholds = None
     if "score_threshold" in recorded and "map_threshold" in recorded:
-        score_threshold, map_threshold = recorded["score_threshold"], recorded["map_threshold"]
-    else:
-        score_threshold, map_threshold = evaluation.validation_thresholds(model, data, batch_size)
-        if score_threshold is None:
-            raise ValueError(f"{dataset} has no validation images to choose a decision threshold from")
+        thresholds = recorded["score_threshold"], recorded["map_threshold"]
+    return trained_model(model, data, provenance=provenance, metrics=recorded, thresholds=thresholds,
+                         batch_size=batch_size)
+
+
+def trained_model(model, data, provenance=None, metrics=None, thresholds=None, batch_size=64):
+    """A `TrainedModel` for a model in memory (e.g. after `model.fit` in a notebook) and its data:
+    thresholds from the data's validation (normal) images unless given as (score, map)."""
+    from anomzoo.models import MODELS
+
+    if thresholds is None:
+        thresholds = evaluation.validation_thresholds(model, data, batch_size)
+        if thresholds[0] is None:
+            raise ValueError(f"{data.name} has no validation images to choose a decision threshold from")
     name = next((key for key, cls in MODELS.items() if isinstance(model, cls)), type(model).__name__)
-    return TrainedModel(model=model, name=name, score_threshold=float(score_threshold),
-                        map_threshold=float(map_threshold), threshold_rule=evaluation.THRESHOLD_RULE, data=data,
-                        provenance=provenance, metrics=recorded)
+    return TrainedModel(model=model, name=name, score_threshold=float(thresholds[0]),
+                        map_threshold=float(thresholds[1]), threshold_rule=evaluation.THRESHOLD_RULE, data=data,
+                        provenance=dict(provenance or {}), metrics=dict(metrics or {}))
