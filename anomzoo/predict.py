@@ -57,9 +57,9 @@ def open_predictor(source):
         raise FileNotFoundError(f"{source}: no such run directory, model file or export, and not a zoo entry "
                                 f"(anomzoo zoo list shows them)")
     metadata = _export_metadata(path)
-    if metadata is not None and (path / "metadata.json").is_file():  # an export folder: serve its SavedModel
-        path = path / metadata["files"]["saved_model"]["path"] if "saved_model" in metadata["files"] else \
-            path / next(iter(metadata["files"].values()))["path"]
+    if (path / "metadata.json").is_file():  # an export folder: its SavedModel (else its first file)
+        files = metadata["files"]
+        path = path / files.get("saved_model", next(iter(files.values())))["path"]
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
         runner = load_export(path)
         thresholds = (metadata or {}).get("score_threshold"), (metadata or {}).get("map_threshold")
