@@ -42,7 +42,7 @@ def save_deflated(model, path):
     path.with_suffix(".stored.keras").unlink(missing_ok=True)
 
 
-def publish(run_dir, name, dataset=None, **dataset_options):
+def publish(run_dir, name, dataset=None, note=None, **dataset_options):
     run_dir = pathlib.Path(run_dir)
     model, trained = runs.load_run_model(run_dir)
     record = runs.read_run_record(run_dir)
@@ -75,6 +75,8 @@ def publish(run_dir, name, dataset=None, **dataset_options):
                      **{k: trained.get(k) for k in ("epochs", "batch_size", "selection_rule", "commit",
                                                     "train_seconds", "machine")}},
     }
+    if note:
+        entry["note"] = note
     entries = json.loads((HERE / "entries.json").read_text())
     entries[name] = entry
     write_json(HERE / "entries.json", dict(sorted(entries.items())))
@@ -86,11 +88,12 @@ def main(argv=None):
     parser.add_argument("run_dir")
     parser.add_argument("name")
     parser.add_argument("--dataset", help="the data the run used, when its directory has no run.json")
+    parser.add_argument("--note", help="how this run was chosen, and anything a user should know")
     parser.add_argument("--category")
     parser.add_argument("--normal-class", type=lambda v: int(v) if v.isdigit() else v)
     args = parser.parse_args(argv)
     options = {k: v for k, v in (("category", args.category), ("normal_class", args.normal_class)) if v is not None}
-    entry = publish(args.run_dir, args.name, dataset=args.dataset, **options)
+    entry = publish(args.run_dir, args.name, dataset=args.dataset, note=args.note, **options)
     print(json.dumps(entry, indent=2))
     return 0
 
