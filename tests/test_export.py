@@ -175,3 +175,22 @@ def test_cli_export_of_a_keras_file_needs_data(tmp_path, capsys):
     assert not (tmp_path / "e").exists()
     assert cli.main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "e")]) == 2
     assert "no trained model at" in capsys.readouterr().err
+
+
+def test_cli_exports_a_run_directory_with_its_recorded_thresholds(tmp_path, capsys):
+    from anomzoo import cli
+
+    keras.utils.set_random_seed(0)
+    run = tmp_path / "run"
+    run.mkdir()
+    build_model(sorted(MODELS)[0], "tiny", image_shape=(32, 32, 1)).save(run / "model.keras")
+    (run / "run.json").write_text(json.dumps({"status": "finished", "request": {
+        "dataset": "digits", "seed": 0, "dataset_options": {"normal_class": 0}}}))
+    (run / "metrics.json").write_text(json.dumps({"image_auroc": 0.5, "score_threshold": 0.25, "map_threshold": 0.5}))
+    assert cli.main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "e"), "--name", "m",
+                     "--version", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "onnx" in shown and "thresholds: score 0.25, map 0.5" in shown
+    metadata = json.loads((tmp_path / "e" / "metadata.json").read_text())
+    assert sorted(metadata["files"]) == ["onnx"] and not (tmp_path / "e" / "m").exists()
+    assert (metadata["version"], metadata["metrics"]["image_auroc"], metadata["score_threshold"]) == (3, 0.5, 0.25)
