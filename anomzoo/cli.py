@@ -58,7 +58,8 @@ def _add_dataset_options(parser, default_dataset):
 
 def _dataset_options(args):
     options = {"category": args.category, "normal_class": args.normal_class,
-               "anomalous_class": args.anomalous_class, "image_size": args.image_size, "data_dir": args.data_dir}
+               "anomalous_class": args.anomalous_class, "image_size": args.image_size, "data_dir": args.data_dir,
+               "weak_fraction": getattr(args, "weak_fraction", None)}  # train only
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -82,6 +83,9 @@ def build_parser():
     train.add_argument("--resume", action="store_true",
                        help="continue the newest unfinished run of this same command under runs/ (with --out, "
                             "the same command continues that directory's run anyway)")
+    train.add_argument("--weak-fraction", type=float, metavar="F",
+                       help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
+                            "anomalous test images (the paper: 0.02) moves into training with its label")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
     evaluate.add_argument("model_path")

@@ -96,8 +96,10 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
         first_epoch = state["epoch"]
     keras.utils.set_random_seed(seed)
     # Each epoch's order depends only on (seed, epoch), so a resumed run sees the batches it would have seen.
+    # Labels reach the batches only when some training image is anomalous (weak supervision, CAVGA_w).
+    weak_labels = dataset.train.labels if np.any(dataset.train.labels == 1) else None
     train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed,
-                               epochs=total_epochs - first_epoch, first_epoch=first_epoch)
+                               labels=weak_labels, epochs=total_epochs - first_epoch, first_epoch=first_epoch)
     validation_data = None
     if len(dataset.validation):
         validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)

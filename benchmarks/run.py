@@ -40,6 +40,8 @@ SHORT_NAMES = {"skip_attention_gan": "sagan"}  # results files keep the names th
 # What the papers report, for the side-by-side tables.
 PAPER = {
     # SAGAN Table 2: CIFAR-10 leave-one-class-out AUC.
+    # CAVGA Table 2 (ECCV): one-class mean image AUROC of CAVGA-D_u over the 10 classes.
+    "cavga_mnist": {"mean": 0.986}, "cavga_fashion_mnist": {"mean": 0.885}, "cavga_cifar10_oneclass": {"mean": 0.737},
     "sagan_cifar10": {"frog": 0.996, "bird": 0.957, "cat": 0.951, "deer": 0.998, "dog": 0.975,
                       "horse": 0.891, "ship": 0.990, "truck": 0.980, "mean": 0.967},
 }
@@ -49,6 +51,9 @@ BENCHMARKS = {
     "cifar10": ("cifar10", "anomalous_class", ["frog", "bird", "cat", "deer", "dog", "horse", "ship", "truck"], 32),
     "mnist": ("mnist", "normal_class", [str(k) for k in range(10)], 32),
     "digits": ("digits", "normal_class", [str(k) for k in range(10)], 32),
+    # CAVGA-D_u's one-class protocol (one class normal, the other nine anomalous).
+    "fashion_mnist": ("fashion_mnist", "normal_class", [str(k) for k in range(10)], 32),
+    "cifar10_oneclass": ("cifar10", "normal_class", [str(k) for k in range(10)], 32),
     "tire": (None, None, ["tire"], 256),
 }
 METRICS = ["image_auroc", "pixel_auroc", "pro", "iou", "iou_best", "detection_accuracy",
@@ -204,7 +209,10 @@ def quality(model, benchmark, args, command):
                 options[protocol_key] = int(target) if target.isdigit() else target
                 if dataset != "digits":
                     options["data_dir"] = args.data_dir
+            if args.weak_fraction:  # CAVGA_w: anomalous test images moved into training (anomzoo.data.weak)
+                options["weak_fraction"] = args.weak_fraction
             variant = "".join(f"+{k}={v}" for k, v in args.model_options.items())
+            variant += f"+weak={args.weak_fraction}" if args.weak_fraction else ""
             key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
@@ -257,6 +265,8 @@ def main(argv=None):
     parser.add_argument("--stage-epochs", type=int, nargs="+", help="epochs of each stage, in order")
     parser.add_argument("--selection", default="last", choices=sorted(RULES))
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--weak-fraction", type=float, help="weakly supervised: this seeded fraction of the "
+                        "anomalous test images moves into training (CAVGA_w: 0.02)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",

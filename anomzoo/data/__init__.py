@@ -12,6 +12,7 @@ from anomzoo.data.pipeline import decode_image_file, make_pipeline, steps_per_ep
 from anomzoo.data.protocols import leave_one_class_out, one_class
 from anomzoo.data.registry import DATASETS, load_dataset
 from anomzoo.data.types import AnomalyDataset, Split
+from anomzoo.data.weak import moved_anomalies, weakly_supervised
 
 __all__ = [
     "DATASETS",
@@ -25,5 +26,7 @@ __all__ = [
     "load_mvtec",
     "make_pipeline",
     "steps_per_epoch",
+    "moved_anomalies",
     "one_class",
+    "weakly_supervised",
 ]

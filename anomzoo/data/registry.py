@@ -86,7 +86,7 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
                  normal_class: int | str | None = None, anomalous_class: int | str | None = None,
                  image_size: int | None = None, channels: int | None = None,
                  data_dir: str | os.PathLike | None = None, validation_fraction: float = 0.1,
-                 seed: int = 0):
+                 seed: int = 0, weak_fraction: float | None = None):
     """Load a dataset under an anomaly-detection protocol.
 
     Parameters
@@ -106,6 +106,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
         Fashion-MNIST and CIFAR-10 come from ``keras.datasets`` (downloaded once, needs internet).
     validation_fraction, seed : seeded fraction of the normal training images kept for validation
         (MVTec folders with ``validation/good`` use that folder instead).
+    weak_fraction : the weakly supervised setting (CAVGA_w): this seeded fraction of the anomalous
+        test images moves into training with label 1 (``anomzoo.data.weak``).
 
     Returns
     -------
@@ -116,6 +118,13 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     FileNotFoundError : a path that does not exist.
     DatasetError (a ValueError) : an unknown name or class, conflicting arguments, bad data.
     """
+    if weak_fraction is not None:
+        from anomzoo.data.weak import weakly_supervised
+
+        dataset = load_dataset(name_or_path, category=category, normal_class=normal_class,
+                               anomalous_class=anomalous_class, image_size=image_size, channels=channels,
+                               data_dir=data_dir, validation_fraction=validation_fraction, seed=seed)
+        return weakly_supervised(dataset, weak_fraction, seed)
     check_image_options(image_size, channels)
     if isinstance(name_or_path, str) and name_or_path.lower() in DATASETS:
         name = name_or_path.lower()

@@ -2,9 +2,10 @@
 
 from anomzoo.models.anoseg import AnoSeg
 from anomzoo.models.base import AnomalyModel, Stage
+from anomzoo.models.cavga import CAVGA
 from anomzoo.models.skip_attention_gan import SkipAttentionGAN
 
-MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg}
+MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg, "cavga": CAVGA}
 # "SAGAN" usually means Self-Attention GAN elsewhere, so it is an alias, not the registry key.
 ALIASES = {"sagan": "skip_attention_gan"}
 
@@ -22,5 +23,5 @@ def build_model(name, preset="paper", **overrides):
     return MODELS[canonical_name(name)].from_preset(preset, **overrides)
 
 
-__all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "SkipAttentionGAN", "Stage",
+__all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "CAVGA", "SkipAttentionGAN", "Stage",
            "build_model", "canonical_name"]

@@ -1,0 +1,250 @@
+"""CAVGA (Venkataramanan et al., "Attention Guided Anomaly Localization in Images", ECCV 2020).
+
+One stage, players "g" (encoder, latent heads, decoder, and the classifier when weakly supervised)
+and "d" (the DCGAN discriminator), each with its own optimizer:
+    L    = BCE(x, x_hat) + KL(q(z|x) || N(0, I))                      (Eq. 1; per-pixel / per-unit means)
+    L_adv: D(x) real against D(x_hat) fake, BCE from logits          (Eq. 2; G: non-saturating form)
+    A    = Grad-CAM of sum(mu) at the last encoder feature map F, normalised per image, upsampled
+    L_ae = mean(1 - A)                                                (Eq. 3)
+    unsupervised (Eq. 4):  w_r L + w_adv L_adv + w_ae L_ae, weights 1, 1, 0.01
+Weakly supervised (CAVGA_w), batches carry "label" (0 normal, 1 anomalous): a classifier on
+flatten(z) gives p; L_bce its cross-entropy on every image; A^cn / A^ca the Grad-CAMs of the normal
+and anomalous logits;
+    L_cga = mean over images of 1(p = y = normal) * mean(1 - A^cn + A^ca)       (Eq. 5)
+    L_final = w_r L + w_adv L_adv + w_c L_bce + w_cga L_cga, weights 1, 1, 0.001, 0.01   (Eq. 6)
+with L and L_adv on the normal images only (the VAE models normality).
+In training the Grad-CAM gradient comes from an inner tape, so the attention losses train the
+network through second-order gradients; at inference it comes from the closed form (the heads are
+linear in F), which is exact and needs no tape. Inference: anomaly map 1 - A (unsupervised) or A^ca
+(weakly supervised); score: the mean absolute reconstruction difference (in [0, 1]).
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from anomzoo.layers import gradcam
+from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+from anomzoo.models.cavga import networks
+from anomzoo.models.cavga.presets import PRESETS
+
+
+@keras.saving.register_keras_serializable(package="anomzoo")
+class CAVGA(AnomalyModel):
+    """CAVGA_u / CAVGA_w. Inputs: images (B, H, W, C) in [0, 1].
+
+    Outputs: {"score" (mean |x - x_hat|), "anomaly_map", "reconstruction", "attention" (A, the
+    normal attention), and when weakly supervised "anomalous_attention" (A^ca, the anomaly map) and
+    "classifier_score" (the classifier's probability of "anomalous")}.
+
+    encoder: "resnet18_hub" (CAVGA-R, keras-hub), "resnet18" (CAVGA-R, the zoo's ResNet-18) or
+    "dcgan" (CAVGA-D); decoder: "residual" (Table 9) or "dcgan".
+    Ablation switches (Table 8): attention_loss (L_ae / L_cga), flat_latent (a dense z of that size
+    instead of the convolutional z), adversarial (L_adv).
+    """
+
+    presets = PRESETS
+    stages = (Stage("train", {"g": ("encoder", "latent", "decoder"), "d": ("discriminator",)}),)
+
+    def __init__(
+        self,
+        image_shape=(256, 256, 3),
+        encoder="resnet18_hub",
+        encoder_filters=(64, 128, 256, 512),
+        encoder_blocks=(2, 2, 2, 2),
+        encoder_stride=32,
+        backbone_preset=None,
+        latent_channels=512,
+        flat_latent=None,
+        decoder="residual",
+        decoder_filters=(512, 256, 128, 64),
+        discriminator_filters=64,
+        weakly_supervised=False,
+        attention_loss=True,
+        adversarial=True,
+        w_r=1.0,
+        w_adv=1.0,
+        w_ae=0.01,
+        w_c=0.001,
+        w_cga=0.01,
+        learning_rate=1e-4,
+        decay_every=0.2,
+        **kwargs,
+    ):
+        image_shape = tuple(int(d) for d in image_shape)
+        if decoder not in ("residual", "dcgan"):
+            raise ValueError(f"decoder must be 'residual' or 'dcgan', got {decoder!r}")
+        config = dict(
+            image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
+            encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
+            latent_channels=int(latent_channels), flat_latent=flat_latent, decoder=decoder,
+            decoder_filters=tuple(decoder_filters), discriminator_filters=int(discriminator_filters),
+            weakly_supervised=bool(weakly_supervised), attention_loss=bool(attention_loss),
+            adversarial=bool(adversarial), w_r=w_r, w_adv=w_adv, w_ae=w_ae, w_c=w_c, w_cga=w_cga,
+            learning_rate=learning_rate, decay_every=decay_every,
+        )
+        super().__init__(config=config, **kwargs)
+        for key, value in config.items():
+            setattr(self, key, value)
+        self.encoder = networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
+                                        backbone_preset)
+        feature_shape = tuple(self.encoder.output.shape[1:])
+        side = feature_shape[0] * 2 ** (len(decoder_filters) + 1)
+        if feature_shape[0] != feature_shape[1] or side != image_shape[0] or image_shape[0] != image_shape[1]:
+            raise ValueError(f"the decoder's {len(decoder_filters) + 1} upsamplings take the {feature_shape[:2]} "
+                             f"feature map to {side} px, not the image's {image_shape[:2]}: give decoder_filters "
+                             f"one entry per 2x step minus one, or another encoder stride")
+        self.feature_shape = feature_shape
+        self.latent = networks.latent(feature_shape, latent_channels, flat_latent)
+        latent_shape = (flat_latent,) if flat_latent else (*feature_shape[:2], latent_channels)
+        self.decoder = networks.decoder(latent_shape, image_shape, decoder_filters, decoder == "residual",
+                                        flat_shape=(*feature_shape[:2], latent_channels) if flat_latent else None)
+        self.discriminator = networks_discriminator(image_shape, discriminator_filters)
+        self.noise_seed = keras.random.SeedGenerator(0)
+        if weakly_supervised:
+            self.classifier = networks.classifier(latent_shape)
+            self.stages = (Stage("train", {"g": ("encoder", "latent", "decoder", "classifier"),
+                                           "d": ("discriminator",)}),)
+        self.build((None, *image_shape))
+
+    def default_optimizers(self, stage_steps=None):
+        """Adam at 1e-4 for G and for D, divided by 10 every `decay_every` of training (AVAGA A.1:
+        every 30 of 150 epochs); constant when the number of steps is unknown."""
+        steps = (stage_steps or {}).get("train")
+        def rate():
+            if not steps or not self.decay_every:
+                return self.learning_rate
+            every = max(1, int(round(steps * self.decay_every)))
+            bounds = list(range(every, steps, every))
+            return keras.optimizers.schedules.PiecewiseConstantDecay(
+                bounds, [self.learning_rate * 0.1 ** i for i in range(len(bounds) + 1)])
+        return {"g": keras.optimizers.Adam(rate()), "d": keras.optimizers.Adam(rate())}
+
+    # -- Grad-CAM ---------------------------------------------------------------------------------
+
+    def _mu_gradient(self):
+        """Closed-form d sum(mu) / dF: (C,) for the 1x1-conv z, (h, w, C) for a flat z."""
+        kernel = self.latent.get_layer("mu").kernel
+        if self.flat_latent:
+            return gradcam.dense_gradient(kernel, self.feature_shape)
+        return gradcam.conv1x1_gradient(kernel)
+
+    def _logit_gradient(self, column):
+        """Closed-form d sum(logit_column(flatten(mu))) / dF, (h, w, C): the classifier and z are linear."""
+        mu_kernel = self.latent.get_layer("mu").kernel
+        logit_kernel = self.classifier.get_layer("logits").kernel[:, column]
+        if self.flat_latent:  # F -> flat mu (K) -> logit: W_mu @ w_c
+            return ops.reshape(ops.matmul(mu_kernel, logit_kernel), self.feature_shape)
+        h, w = self.feature_shape[:2]
+        per_unit = ops.reshape(logit_kernel, (h, w, self.latent_channels))  # d logit / d mu
+        kernel = ops.reshape(mu_kernel, (self.feature_shape[-1], self.latent_channels))
+        return ops.matmul(per_unit, ops.transpose(kernel))
+
+    def _attention(self, features, gradients):
+        return gradcam.attention_map(features, gradients, self.image_shape[:2])
+
+    # -- losses -----------------------------------------------------------------------------------
+
+    def _sample(self, mu, log_var, training):
+        if not training:
+            return mu
+        return mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=self.noise_seed)
+
+    def loss_terms(self, batch, stage, training):
+        images = batch["image"]
+        features = self.encoder(images, training=training)
+        labels = batch.get("label")
+        normal = ops.ones((ops.shape(images)[0],)) if labels is None else 1.0 - ops.cast(labels, "float32")
+        if training:
+            # The inner tape: the attention gradient stays differentiable, so the attention losses reach
+            # the encoder and the heads through second-order gradients (the base step's tape is outside).
+            with tf.GradientTape(persistent=True) as inner:
+                inner.watch(features)
+                latent = self.latent(features, training=training)
+                mu, log_var = latent["mu"], latent["log_var"]
+                z = self._sample(mu, log_var, training)
+                logits = self.classifier(z, training=training) if self.weakly_supervised else None
+                mu_target = ops.sum(mu)
+                logit_targets = (ops.sum(logits[:, 0]), ops.sum(logits[:, 1])) if logits is not None else None
+            if self.weakly_supervised:
+                grad_n, grad_a = (gradcam.tape_gradient(inner, t, features) for t in logit_targets)
+            else:
+                grad_mu = gradcam.tape_gradient(inner, mu_target, features)
+            del inner
+        else:
+            latent = self.latent(features, training=training)
+            mu, log_var = latent["mu"], latent["log_var"]
+            z = mu
+            if self.weakly_supervised:
+                logits = self.classifier(z, training=training)
+                grad_n, grad_a = self._logit_gradient(0), self._logit_gradient(1)
+            else:
+                grad_mu = self._mu_gradient()
+        reconstruction = self.decoder(z, training=training)
+
+        # Eq. 1, on normal images: per-pixel BCE and per-unit KL, each a mean per image.
+        count = ops.maximum(ops.sum(normal), 1.0)
+        bce = mean_over_pixels(ops.binary_crossentropy(images, reconstruction))
+        kl = mean_over_pixels(-0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var)))
+        rec, kl = ops.sum(bce * normal) / count, ops.sum(kl * normal) / count
+        g_terms = {"rec": rec, "kl": kl}
+        total = self.w_r * (rec + kl)
+        if not self.adversarial:
+            # The "without L_adv" ablation: D still has a player and an optimizer; a zero loss of its
+            # output gives it zero gradients (Adam then leaves it unchanged).
+            d_total = 0.0 * ops.mean(self.discriminator(images[:1], training=False)["logits"])
+        else:
+            # Eq. 2: real = normal images, fake = their reconstructions (anomalous images take no part).
+            real = self.discriminator(images, training=training)["logits"]
+            fake = self.discriminator(reconstruction, training=training)["logits"]
+            per_fake = ops.binary_crossentropy(ops.ones_like(fake), fake, from_logits=True)
+            adv = ops.sum(per_fake * normal) / count
+            d_real = ops.sum(ops.binary_crossentropy(ops.ones_like(real), real, from_logits=True) * normal) / count
+            d_fake = ops.sum(ops.binary_crossentropy(ops.zeros_like(fake), fake, from_logits=True) * normal) / count
+            total = total + self.w_adv * adv
+            d_total = 0.5 * (d_real + d_fake)
+            g_terms["adv"] = adv
+        if self.weakly_supervised:
+            targets = ops.cast(1.0 - normal, "int32")
+            bce_c = ops.mean(ops.sparse_categorical_crossentropy(targets, logits, from_logits=True))
+            a_normal = self._attention(features, grad_n)
+            a_anomalous = self._attention(features, grad_a)
+            correct_normal = ops.cast(ops.argmax(logits, axis=-1) == 0, "float32") * normal  # 1(p = y = c_n)
+            cga = ops.mean(correct_normal * mean_over_pixels(1.0 - a_normal + a_anomalous))  # Eq. 5
+            total = total + self.w_c * bce_c
+            g_terms.update(cls=bce_c, cga=cga)
+            if self.attention_loss:
+                total = total + self.w_cga * cga
+        else:
+            attention = self._attention(features, grad_mu)
+            ae = ops.mean(1.0 - attention)  # Eq. 3
+            g_terms["ae"] = ae
+            if self.attention_loss:
+                total = total + self.w_ae * ae
+        return {"g": {"total": total, **g_terms}, "d": {"total": d_total}}
+
+    # -- inference (no tape: exported as is) ------------------------------------------------------
+
+    def anomaly_outputs(self, images):
+        features = self.encoder(images, training=False)
+        mu = self.latent(features, training=False)["mu"]
+        reconstruction = self.decoder(mu, training=False)
+        outputs = {"reconstruction": reconstruction,
+                   "score": mean_over_pixels(ops.abs(images - reconstruction))}
+        if self.weakly_supervised:
+            logits = self.classifier(mu, training=False)
+            outputs["attention"] = self._attention(features, self._logit_gradient(0))
+            outputs["anomalous_attention"] = self._attention(features, self._logit_gradient(1))
+            outputs["anomaly_map"] = outputs["anomalous_attention"]
+            outputs["classifier_score"] = ops.softmax(logits, axis=-1)[:, 1]
+        else:
+            outputs["attention"] = self._attention(features, self._mu_gradient())
+            outputs["anomaly_map"] = 1.0 - outputs["attention"]
+        return outputs
+
+
+def networks_discriminator(image_shape, base_filters):
+    """The shared DCGAN discriminator (anomzoo.layers.dcgan), Table 9's discriminator layers."""
+    from anomzoo.layers.dcgan import dcgan_discriminator
+
+    return dcgan_discriminator(image_shape, base_filters=base_filters, name="discriminator")

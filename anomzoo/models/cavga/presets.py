@@ -1,0 +1,47 @@
+"""Named configurations of CAVGA, each complete (networks, loss weights, rate) with its metadata.
+
+Weights 1, 1, 0.01 (unsupervised) and 1, 1, 0.001, 0.01 (weakly supervised) and Adam 1e-4 decayed
+x0.1 every fifth of training are the paper's (ECCV Sec. 3; AVAGA Appendix A.1).
+"""
+
+PAPER = "Venkataramanan et al., Attention Guided Anomaly Localization in Images (CAVGA), ECCV 2020"
+_LOSSES = {"w_r": 1.0, "w_adv": 1.0, "w_ae": 0.01, "w_c": 0.001, "w_cga": 0.01, "learning_rate": 1e-4}
+_R = {"image_shape": (256, 256, 3), "encoder": "resnet18_hub", "latent_channels": 512, "decoder": "residual",
+      "decoder_filters": (512, 256, 128, 64), "discriminator_filters": 64, **_LOSSES}
+_D = {"image_shape": (32, 32, 3), "encoder": "dcgan", "encoder_filters": (64, 128, 256), "latent_channels": 100,
+      "decoder": "dcgan", "decoder_filters": (128, 64), "discriminator_filters": 64, **_LOSSES}
+
+PRESETS = {
+    "paper": {
+        "config": _R,
+        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 69_773_255,
+                     "description": "CAVGA-R_u: keras-hub ResNet-18 encoder (random init offline; "
+                                    "backbone_preset='resnet_18_imagenet' online), 8x8x512 convolutional z, "
+                                    "Table 9's residual decoder, DCGAN discriminator."},
+    },
+    "paper_weak": {
+        "config": {**_R, "weakly_supervised": True},
+        "metadata": {"paper": PAPER, "image_size": 256, "parameters": 69_838_793,
+                     "description": "CAVGA-R_w: CAVGA-R_u plus the classifier on flatten(z) (Table 9, W.S.)."},
+    },
+    "paper_d": {
+        "config": _D,
+        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 2_119_631,
+                     "description": "CAVGA-D_u for the 32 px datasets: DCGAN encoder (64-128-256, 4x4 "
+                                    "features), 4x4x100 convolutional z, DCGAN generator as decoder."},
+    },
+    "paper_d_weak": {
+        "config": {**_D, "weakly_supervised": True},
+        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 2_122_833,
+                     "description": "CAVGA-D_w: CAVGA-D_u plus the classifier on flatten(z)."},
+    },
+    "tiny": {
+        "config": {"image_shape": (32, 32, 3), "encoder": "resnet18", "encoder_filters": (8, 16, 16, 16),
+                   "encoder_blocks": (1, 1, 1, 1), "encoder_stride": 8, "latent_channels": 16,
+                   "decoder": "residual", "decoder_filters": (16, 8), "discriminator_filters": 8,
+                   **_LOSSES},
+        "metadata": {"paper": PAPER, "image_size": 32, "parameters": 88_847,
+                     "description": "About 89 thousand weights (the zoo's ResNet-18 layout, narrow "
+                                    "and one block per stage), for tests and smoke runs; not for results."},
+    },
+}
