@@ -74,7 +74,10 @@ def test_attention_loss_reaches_the_encoder_through_the_second_order_path():
     only_ae = build_model("cavga", "tiny", w_r=0.0, w_ae=1.0, adversarial=False)
     only_ae.compile()
     before = [v.numpy().copy() for v in [only_ae.latent.get_layer("mu").kernel, *only_ae.encoder.trainable_variables]]
+    discriminator = [v.numpy().copy() for v in only_ae.discriminator.trainable_variables]
     only_ae.train_on_batch(IMAGES)
+    # The "without L_adv" ablation leaves D where it was.
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(discriminator, only_ae.discriminator.trainable_variables))
     after = [v.numpy() for v in [only_ae.latent.get_layer("mu").kernel, *only_ae.encoder.trainable_variables]]
     assert not np.array_equal(before[0], after[0])
     assert sum(not np.array_equal(b, a) for b, a in zip(before[1:], after[1:])) > len(before) // 2
@@ -95,10 +98,13 @@ def test_weak_supervision_moves_two_percent_of_the_anomalies_out_of_the_test_set
 
 def test_weakly_supervised_model_fits_and_round_trips_in_a_fresh_process(tmp_path):
     weak = weakly_supervised(load_dataset("digits", normal_class=0, image_size=32), fraction=0.05, seed=0)
+    assert int(np.sum(weak.train.labels)) == len(moved_anomalies(weak)) > 0
     model = build_model("cavga", "tiny", weakly_supervised=True, image_shape=weak.image_shape)
+    classifier_before = model.classifier.get_layer("logits").kernel.numpy().copy()
     result = training.train(model, weak, epochs=1, batch_size=16, seed=0, verbose=0)
     history = result.history.history
     assert {"cls", "cga", "rec", "kl", "adv"} <= set(history) and np.isfinite(history["cls"][0])
+    assert not np.array_equal(classifier_before, model.classifier.get_layer("logits").kernel.numpy())
     images = weak.test.images[:6].astype("float32") / 255.0
     expected = model.predict(images, verbose=0)
     assert {"anomalous_attention", "classifier_score", "attention", "reconstruction"} <= set(expected)
