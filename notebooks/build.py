@@ -119,6 +119,8 @@ def model_cells(name, cls):
 
 
 def notebook(cells):
+    for number, cell in enumerate(cells):
+        cell.id = f"cell-{number}"  # fixed ids: re-running this script changes nothing that did not change
     book = new_notebook(cells=cells)
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     book.metadata["colab"] = {"provenance": []}
