@@ -11,6 +11,7 @@ from .cutpaste import CutPaste
 from .hard import HardAugment
 
 MODES = ("anoseg", "attention")
+OPERATIONS = ("rotation", "perm", "color_jitter")
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -30,6 +31,8 @@ class AnomalySynthesizer(keras.layers.Layer):
         full_image_prob > 0 an image is replaced by the whole x'_Ano (the paper's first type)
         with that probability; default 0 (the brief's "HardAugment then BoxFill" only).
 
+    operations: which hard augmentations HardAugment may draw, a subset of ("rotation", "perm",
+        "color_jitter") (attention + ADGAN's Table 1 compares them alone and combined); default all.
     force_one: passed to HardAugment; None picks per mode: False for "anoseg" (an un-augmented
         patch moved elsewhere is still an anomaly, and the paper's 50% recipe is kept), True for
         "attention" (an un-augmented fill region would leave the image unchanged).
@@ -50,11 +53,15 @@ class AnomalySynthesizer(keras.layers.Layer):
         grid: int = 2,
         force_one: bool | None = None,
         full_image_prob: float = 0.0,
+        operations=OPERATIONS,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        operations = tuple(operations)
+        if not operations or set(operations) - set(OPERATIONS):
+            raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, got {operations}")
         if not 0.0 <= float(full_image_prob) <= 1.0:
             raise ValueError(f"full_image_prob must be in [0, 1], got {full_image_prob}")
         self.seed = seed
@@ -65,8 +72,10 @@ class AnomalySynthesizer(keras.layers.Layer):
         self.grid = int(grid)
         self.force_one = force_one
         self.full_image_prob = float(full_image_prob)
+        self.operations = operations
         resolved_force = (mode == "attention") if force_one is None else bool(force_one)
-        self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force)
+        self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force,
+                                **{name: name in operations for name in OPERATIONS})
         if mode == "anoseg":
             self.region_layer = CutPaste(
                 seed=sub_seed(seed, 10), area_range=self.area_range, aspect_range=self.aspect_range
@@ -116,4 +125,5 @@ class AnomalySynthesizer(keras.layers.Layer):
             "grid": self.grid,
             "force_one": self.force_one,
             "full_image_prob": self.full_image_prob,
+            "operations": list(self.operations),
         }

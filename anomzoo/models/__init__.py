@@ -1,11 +1,12 @@
 """The zoo's models by registry name. `build_model("anoseg", preset="paper")`."""
 
 from anomzoo.models.anoseg import AnoSeg
+from anomzoo.models.attention_adgan import AttentionADGAN
 from anomzoo.models.base import AnomalyModel, Stage
 from anomzoo.models.cavga import CAVGA
 from anomzoo.models.skip_attention_gan import SkipAttentionGAN
 
-MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg, "cavga": CAVGA}
+MODELS = {"skip_attention_gan": SkipAttentionGAN, "anoseg": AnoSeg, "cavga": CAVGA, "attention_adgan": AttentionADGAN}
 # "SAGAN" usually means Self-Attention GAN elsewhere, so it is an alias, not the registry key.
 ALIASES = {"sagan": "skip_attention_gan"}
 
@@ -23,5 +24,5 @@ def build_model(name, preset="paper", **overrides):
     return MODELS[canonical_name(name)].from_preset(preset, **overrides)
 
 
-__all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "CAVGA", "SkipAttentionGAN", "Stage",
+__all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "AttentionADGAN", "CAVGA", "SkipAttentionGAN", "Stage",
            "build_model", "canonical_name"]

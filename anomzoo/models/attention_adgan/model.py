@@ -1,0 +1,259 @@
+"""Attention network + ADGAN (Song et al., "Attention Map-Guided Two-stage Anomaly Detection using
+Hard Augmentation").
+
+Stage "attention" (Sec. 3.2), players "g" (CAVGA's adversarial VAE with two heads: encoder, latent,
+two-head decoder) and "d" (DCGAN discriminator on concat(image, attention)). Each step makes
+synthetic anomalies x_Ano from the normal batch (`AnomalySynthesizer`, "attention" mode: rotation,
+perm, colour jitter, then a box filled with zeros or the augmented image; with `full_image_fraction`
+the whole augmented image, the paper's first type) with their normal-ness targets A_Ano = 1 - mask;
+normal targets A_Nor are all ones. With x_Re, A_Gen from the normal batch and x_Re^ano, A_Gen^ano
+from x_Ano (BCE from logits, G non-saturating):
+    L_Adv     : D(concat(x_In, A_Nor)) real, D(concat(x_Re, A_Gen)) fake                  (Eq. 1)
+    L_Adv^ano : D(concat(x_Ano, A_Ano)) real, D(concat(x_Re^ano, A_Gen^ano)) fake         (Eq. 2)
+                Eq. 2 prints E[1 - log D(fake)], a typo: read as the standard GAN form
+                E[log(1 - D(fake))] + E[log D(real)], the form of Eq. 1.
+    L_G       : BCE(x_In, x_Re) (the NLL of a Bernoulli decoder) + KL(q(z|x) || N(0, I))  (Eq. 3)
+    L_Att     : E(A_Gen^nor - A_Nor)^2 + E(A_Gen^ano - A_Ano)^2                          (Eq. 4)
+    L_total   = L_Adv^ano + L_Adv + L_G + L_Att (weights w_adv_ano, w_adv, w_g, w_att: 1)  (Eq. 5)
+Stage "adgan" (Sec. 3.3), the attention network frozen: F_Nor = F_Img * A_Gen (Eq. 6), F_Img from
+two conv layers; an encoder-decoder G2 reconstructs F_Nor and a DCGAN discriminator D2 tells F_Nor
+(real) from G2(F_Nor) (fake); G2's loss is adversarial + w_adgan_rec * MSE (ALOCC's, [25], whose
+procedure Sec. 4.2.1 follows). F_Img belongs to D2's player: trained with G2 it could shrink to zero,
+which G2 reconstructs perfectly and D2 cannot tell apart.
+Inference: score = -logit of D2(F_Nor) (higher = less "real" = more anomalous; the logit, not the
+sigmoid, so confident scores do not tie at 1.0); anomaly map = 1 - A_Gen.
+"""
+
+import keras
+from keras import ops
+
+from anomzoo.augment import AnomalySynthesizer
+from anomzoo.augment.synth import OPERATIONS
+from anomzoo.models.attention_adgan import networks
+from anomzoo.models.attention_adgan.presets import PRESETS
+from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+
+SCORES = ("adgan", "reconstruction", "discriminator")
+
+
+def _gan_terms(discriminator, real_input, fake_input, training):
+    """(G's non-saturating loss, D's loss on real, D's loss on fake), BCE from logits."""
+    real = discriminator(real_input, training=training)["logits"]
+    fake = discriminator(fake_input, training=training)["logits"]
+    return (binary_cross_entropy(ops.ones_like(fake), fake), binary_cross_entropy(ops.ones_like(real), real),
+            binary_cross_entropy(ops.zeros_like(fake), fake))
+
+
+@keras.saving.register_keras_serializable(package="anomzoo")
+class AttentionADGAN(AnomalyModel):
+    """Attention network + ADGAN. Inputs: images (B, H, W, C) in [0, 1], square, a power of two.
+
+    Outputs: {"score" (the one named by `score`), "anomaly_map" (1 - attention), "attention" (A_Gen,
+    normal-ness in [0, 1]), "reconstruction" (x_Re), "reconstruction_score" (mean |x - x_Re|),
+    "discriminator_score" (-logit of the attention network's D on concat(x, A_Gen)), and with ADGAN
+    "adgan_score" (-logit of ADGAN's D on F_Nor)}.
+
+    encoder: "resnet18_hub" (keras-hub ResNet-18, `backbone_preset="resnet_18_imagenet"` online),
+    "resnet18" (the zoo's own, any stride) or "dcgan", as CAVGA's. ADGAN's encoder has the same
+    layout on F_Nor's channels (the zoo's ResNet-18 where the attention network uses keras-hub's:
+    ImageNet weights do not fit a feature-map input).
+    Ablation switches: `operations` (Table 1: a subset of rotation / perm / color_jitter),
+    `adversarial_anomaly` and `attention_loss` (Table 4: L_Adv^ano, L_Att; an unused term is
+    still logged), `adgan` and `score` (Table 5: "adgan", or without ADGAN "reconstruction" /
+    "discriminator", the attention network's reconstruction error or discriminator output).
+    """
+
+    presets = PRESETS
+    stage_fractions = (0.5, 0.5)
+
+    def __init__(
+        self,
+        image_shape=(256, 256, 3),
+        encoder="resnet18_hub",
+        encoder_filters=(64, 128, 256, 512),
+        encoder_blocks=(2, 2, 2, 2),
+        encoder_stride=32,
+        backbone_preset=None,
+        latent_channels=512,
+        decoder_filters=(256, 128, 64, 64),
+        path_filters=(64, 32),
+        discriminator_filters=64,
+        discriminator_latent=100,
+        adgan=True,
+        feature_filters=(64, 64),
+        adgan_decoder_filters=(256, 128, 64),
+        operations=OPERATIONS,
+        full_image_fraction=0.5,
+        adversarial_anomaly=True,
+        attention_loss=True,
+        w_adv=1.0,
+        w_adv_ano=1.0,
+        w_g=1.0,
+        w_att=1.0,
+        w_adgan_adv=1.0,
+        w_adgan_rec=0.4,
+        score="adgan",
+        learning_rate=2e-4,
+        synthesis_seed=0,
+        **kwargs,
+    ):
+        image_shape = tuple(int(d) for d in image_shape)
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if score == "adgan" and not adgan:
+            raise ValueError("score='adgan' needs adgan=True; without ADGAN choose 'reconstruction' or 'discriminator'")
+        config = dict(
+            image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
+            encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
+            latent_channels=int(latent_channels), decoder_filters=tuple(decoder_filters),
+            path_filters=tuple(path_filters), discriminator_filters=int(discriminator_filters),
+            discriminator_latent=int(discriminator_latent), adgan=bool(adgan), feature_filters=tuple(feature_filters),
+            adgan_decoder_filters=tuple(adgan_decoder_filters), operations=tuple(operations),
+            full_image_fraction=float(full_image_fraction), adversarial_anomaly=bool(adversarial_anomaly),
+            attention_loss=bool(attention_loss), w_adv=w_adv, w_adv_ano=w_adv_ano, w_g=w_g, w_att=w_att,
+            w_adgan_adv=w_adgan_adv, w_adgan_rec=w_adgan_rec, score=score, learning_rate=learning_rate,
+            synthesis_seed=synthesis_seed,
+        )
+        super().__init__(config=config, **kwargs)
+        for key, value in config.items():
+            setattr(self, key, value)
+        channels = image_shape[-1]
+        # Stage 1: the attention network.
+        self.encoder = networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
+                                        backbone_preset)
+        feature_shape = tuple(self.encoder.output.shape[1:])
+        self.latent = networks.latent(feature_shape, latent_channels)
+        self.decoder = networks.two_head_decoder((*feature_shape[:2], latent_channels), channels, decoder_filters,
+                                                 path_filters, self._strides(feature_shape, len(decoder_filters)))
+        self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters,
+                                                    discriminator_latent, name="discriminator")
+        self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="attention", operations=operations,
+                                              full_image_prob=full_image_fraction)
+        self.noise_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
+        stages = [Stage("attention", {"g": ("encoder", "latent", "decoder"), "d": ("discriminator",)},
+                        selection_metric="val_syn_pixel_auroc")]
+        # Stage 2: ADGAN.
+        if adgan:
+            feature_channels = feature_filters[-1]
+            self.feature_extractor = networks.feature_extractor(image_shape, feature_filters)
+            self.adgan_encoder = networks.encoder(
+                (*image_shape[:2], feature_channels), "dcgan" if encoder == "dcgan" else "resnet18", encoder_filters,
+                encoder_blocks, encoder_stride, name="adgan_encoder")
+            code_shape = tuple(self.adgan_encoder.output.shape[1:])
+            self.adgan_decoder = networks.feature_decoder(code_shape, feature_channels, adgan_decoder_filters,
+                                                          self._strides(code_shape, len(adgan_decoder_filters) + 1))
+            self.adgan_discriminator = networks.discriminator((*image_shape[:2], feature_channels),
+                                                              discriminator_filters, discriminator_latent,
+                                                              name="adgan_discriminator")
+            stages.append(Stage("adgan", {"adgan_g": ("adgan_encoder", "adgan_decoder"),
+                                          "adgan_d": ("feature_extractor", "adgan_discriminator")},
+                                selection_metric="val_syn_image_auroc"))
+        else:
+            self.stage_fractions = (1.0,)
+        self.stages = tuple(stages)
+        self.build((None, *image_shape))
+
+    def _strides(self, feature_shape, count):
+        side = self.image_shape[0]
+        if feature_shape[0] != feature_shape[1] or side != self.image_shape[1] or side % feature_shape[0]:
+            raise ValueError(f"the attention network needs square images whose side is a multiple of the "
+                             f"encoder's stride: image {self.image_shape}, features {feature_shape}")
+        return networks.upsampling_strides(side // feature_shape[0], count)
+
+    def default_optimizers(self, stage_steps=None):
+        """Adam(learning_rate, 0.5, 0.999) for every player, constant (the paper gives no optimizer
+        in its main text; DCGAN's settings, whose discriminator both stages use)."""
+        return {player: keras.optimizers.Adam(self.learning_rate, beta_1=0.5, beta_2=0.999)
+                for stage in self.stages for player in stage.players}
+
+    # -- the networks, as the losses and inference use them ---------------------------------------
+
+    def generate(self, images, training=False):
+        """The attention network's generator: {"reconstruction", "attention", "mu", "log_var"}; z is
+        sampled in training (the VAE), its mean otherwise."""
+        latent = self.latent(self.encoder(images, training=training), training=training)
+        mu, log_var = latent["mu"], latent["log_var"]
+        z = mu
+        if training:
+            z = mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=self.noise_seed)
+        return {**self.decoder(z, training=training), "mu": mu, "log_var": log_var}
+
+    def normal_features(self, images, attention, training=False):
+        """F_Nor = F_Img * A_Gen (Eq. 6)."""
+        return self.feature_extractor(images, training=training) * attention
+
+    def synthesize(self, images):
+        """(x_Ano, A_Ano = 1 - mask): the paper's synthetic anomalies and their normal-ness targets."""
+        synthetic, mask = self.synthesizer(images)
+        return synthetic, 1.0 - mask
+
+    # -- losses -----------------------------------------------------------------------------------
+
+    def loss_terms(self, batch, stage, training):
+        if stage == "attention":
+            return self._attention_terms(batch["image"], training)
+        return self._adgan_terms(batch["image"], training)
+
+    def _attention_terms(self, images, training):
+        x_ano, a_ano = self.synthesize(images)
+        normal = self.generate(images, training)
+        anomalous = self.generate(x_ano, training)
+        a_nor = ops.ones_like(normal["attention"])
+        d = self.discriminator
+        adv, d_real, d_fake = _gan_terms(d, ops.concatenate([images, a_nor], axis=-1),
+                                         ops.concatenate([normal["reconstruction"], normal["attention"]], axis=-1),
+                                         training)
+        adv_ano, d_ano_real, d_ano_fake = _gan_terms(
+            d, ops.concatenate([x_ano, a_ano], axis=-1),
+            ops.concatenate([anomalous["reconstruction"], anomalous["attention"]], axis=-1), training)
+        # Eq. 3 on the normal images: per-pixel BCE and per-unit KL, each a mean (as CAVGA's L).
+        rec = ops.mean(ops.binary_crossentropy(images, normal["reconstruction"]))
+        mu, log_var = normal["mu"], normal["log_var"]
+        kl = ops.mean(-0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var)))
+        att_nor = ops.mean(ops.square(normal["attention"] - a_nor))  # Eq. 4, first term
+        att_ano = ops.mean(ops.square(anomalous["attention"] - a_ano))  # Eq. 4, second term
+        g_total = self.w_adv * adv + self.w_g * (rec + kl)
+        d_total = 0.5 * (d_real + d_fake)
+        if self.adversarial_anomaly:
+            g_total = g_total + self.w_adv_ano * adv_ano
+            d_total = d_total + 0.5 * (d_ano_real + d_ano_fake)
+        if self.attention_loss:
+            g_total = g_total + self.w_att * (att_nor + att_ano)
+        return {
+            "g": {"total": g_total, "adv": adv, "adv_ano": adv_ano, "rec": rec, "kl": kl, "att_nor": att_nor,
+                  "att_ano": att_ano},
+            "d": {"total": d_total, "d_real": d_real, "d_fake": d_fake, "d_ano_real": d_ano_real,
+                  "d_ano_fake": d_ano_fake},
+        }
+
+    def _adgan_terms(self, images, training):
+        # The attention network is frozen: inference mode (its BN statistics stay) and no gradient.
+        attention = ops.stop_gradient(self.generate(images, training=False)["attention"])
+        features = self.normal_features(images, attention, training)
+        reconstruction = self.adgan_decoder(self.adgan_encoder(features, training=training), training=training)
+        adv, d_real, d_fake = _gan_terms(self.adgan_discriminator, features, reconstruction, training)
+        rec = ops.mean(ops.square(features - reconstruction))
+        return {
+            "adgan_g": {"total": self.w_adgan_adv * adv + self.w_adgan_rec * rec, "adgan_adv": adv,
+                        "adgan_rec": rec},
+            "adgan_d": {"total": 0.5 * (d_real + d_fake), "adgan_d_real": d_real, "adgan_d_fake": d_fake},
+        }
+
+    # -- inference --------------------------------------------------------------------------------
+
+    def anomaly_outputs(self, images):
+        generated = self.generate(images, training=False)
+        attention, reconstruction = generated["attention"], generated["reconstruction"]
+        pair = ops.concatenate([images, attention], axis=-1)
+        outputs = {
+            "anomaly_map": 1.0 - attention,
+            "attention": attention,
+            "reconstruction": reconstruction,
+            "reconstruction_score": mean_over_pixels(ops.abs(images - reconstruction)),
+            "discriminator_score": -self.discriminator(pair, training=False)["logits"],
+        }
+        if self.adgan:
+            features = self.normal_features(images, attention)
+            outputs["adgan_score"] = -self.adgan_discriminator(features, training=False)["logits"]
+        outputs["score"] = outputs[f"{self.score}_score"]
+        return outputs
