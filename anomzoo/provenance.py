@@ -26,11 +26,24 @@ def commit():
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_flags():
+    """The CPU's instruction-set extensions that decide training speed here (AVX2 / FMA / F16C,
+    AVX-512, AMX): machines of one kind differ, e.g. with or without AVX-512 BF16 and AMX, which
+    oneDNN needs for fast bfloat16."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next(line for line in handle if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if "avx512" in f or "amx" in f or f in ("avx2", "fma", "f16c"))
+
+
 def environment():
     import tensorflow as tf
 
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "cpu_flags": cpu_flags(),
         "accelerators": [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"],
         "python": platform.python_version(),
         "tensorflow": tf.__version__,

@@ -34,15 +34,6 @@ OPS = {
 }
 
 
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next(line for line in handle if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if "avx512" in f or "amx" in f or f in ("avx2", "fma", "f16c"))
-
-
 def main(rounds=5, seconds=2.0):
     rates = {(op, dt): [] for op in OPS for dt in DTYPES}
     inputs = {(op, dt): OPS[op][1](dt) for op in OPS for dt in DTYPES}
@@ -60,21 +51,26 @@ def main(rounds=5, seconds=2.0):
     rows = [{"op": op, "dtype": dt, "median_gflops": round(statistics.median(r), 1),
              "min_gflops": round(min(r), 1), "max_gflops": round(max(r), 1), "samples": len(r)}
             for (op, dt), r in rates.items()]
-    record = {"rows": rows, "cpu_flags": cpu_flags(), "machine": env["machine"], "tensorflow": env["tensorflow"],
+    record = {"rows": rows, "cpu_flags": env["cpu_flags"], "machine": env["machine"], "tensorflow": env["tensorflow"],
               "commit": provenance.commit(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "command": "python benchmarks/precision.py"}
-    write_json(os.path.join(ROOT, "benchmarks", "results", "precision.json"), record)
-    lines = ["# compute precision on this CPU", "",
-             f"`{record['command']}`, {record['machine']}, TensorFlow {record['tensorflow']}, commit {record['commit']}, "
-             f"{record['measured']}; measured alone, the contenders alternating in {rounds} rounds.", "",
-             f"CPU flags: {', '.join(record['cpu_flags']) or 'none of interest'}.", "",
-             "| op | dtype | median GFLOP/s | min | max | samples |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['op']} | {r['dtype']} | {r['median_gflops']} | {r['min_gflops']} | {r['max_gflops']} | {r['samples']} |"
-              for r in rows]
-    write_text(os.path.join(ROOT, "benchmarks", "results", "precision.md"), "\n".join(lines) + "\n")
+              "command": "python benchmarks/precision.py", "rounds": rounds}
+    # One record per kind of CPU (machines of one kind differ: with or without AVX-512 BF16 / AMX);
+    # a new run replaces only the record of its own kind.
+    path = os.path.join(ROOT, "benchmarks", "results", "precision.json")
+    earlier = json.load(open(path)).get("runs", []) if os.path.isfile(path) else []
+    runs = [r for r in earlier if r["cpu_flags"] != record["cpu_flags"]] + [record]
+    write_json(path, {"runs": runs})
+    lines = ["# compute precision on this CPU", ""]
+    for run in runs:
+        lines += [f"## CPU flags: {', '.join(run['cpu_flags']) or 'none of interest'}", "",
+                  f"`{run['command']}`, {run['machine']}, TensorFlow {run['tensorflow']}, commit {run['commit']}, "
+                  f"{run['measured']}; measured alone, the contenders alternating in {run.get('rounds', 5)} rounds.",
+                  "", "| op | dtype | median GFLOP/s | min | max | samples |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['op']} | {r['dtype']} | {r['median_gflops']} | {r['min_gflops']} | {r['max_gflops']} | "
+                  f"{r['samples']} |" for r in run["rows"]]
+        lines.append("")
+    write_text(os.path.join(ROOT, "benchmarks", "results", "precision.md"), "\n".join(lines))
     print("\n".join(lines))
-    print(json.dumps(record["cpu_flags"]))
-
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ Contenders are timed in alternating rounds in one process (A, B, A, B, ...), aft
 the median round is reported, so that a slower moment of the machine hits both. "plain" builds
 the networks with Keras' own DepthwiseConv2D / Conv2D / BatchNormalization (the layers before
 `anomzoo.layers.fast`), "fast" with the drop-in layers the zoo uses now (same variables, same
-function). FLOPs are TensorFlow's profiler count over the whole traced train step (forward,
+function), "xla" the fast layers with the train step compiled by XLA (`compile(jit_compile=True)`). FLOPs are TensorFlow's profiler count over the whole traced train step (forward,
 backward and optimizer ops with registered statistics; a multiply-add counts 2). Results go to
 results/speed.json and results/speed.md. Run it with nothing else on the machine.
 """
@@ -108,7 +108,7 @@ class Contender:
         keras.utils.set_random_seed(0)
         with plain_layers() if variant == "plain" else contextlib.nullcontext():
             self.model = build_model(model_name, preset, image_shape=(size, size, channels))
-        self.model.compile()
+        self.model.compile(jit_compile=variant == "xla")
         self.model.set_stage(0)
         self.model.build_optimizers()
         rng = np.random.default_rng(0)
@@ -179,15 +179,25 @@ def run_case(case, variants, rounds, steps, peak):
     return rows
 
 
+def cpu_kind(row):
+    """Machines of one kind differ: with AMX (and AVX-512 BF16) or without; rows keep which."""
+    flags = row.get("cpu_flags")
+    if flags is None:
+        # Rows from before flags were recorded: that session's machine had AVX2 / FMA / F16C only
+        # (results/precision.md), with a 143 GFLOP/s fp32 peak.
+        return "AVX2, no AMX"
+    return "AMX" if "amx_bf16" in flags else ("AVX-512" if "avx512f" in flags else "AVX2, no AMX")
+
+
 def markdown(record):
     lines = ["# training speed", "", "Each row: measured alone on the machine, with the fp32 matmul peak (numpy's "
              "4096x4096 product; TensorFlow's own matmul beside it) measured in the same run.", "",
-             "| case | variant | batch | bare step img/s | fit epoch img/s | fit / step | whole fit call img/s "
+             "| case | variant | CPU | batch | bare step img/s | fit epoch img/s | fit / step | whole fit call img/s "
              "| GFLOP per training image | achieved GFLOP/s | % of fp32 peak | peak (TF matmul) GFLOP/s "
              "| rounds | commit | measured | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
-        lines.append(f"| {r['case']} | {r['variant']} | {r['batch_size']} | {r['step_images_per_second']} | "
+        lines.append(f"| {r['case']} | {r['variant']} | {cpu_kind(r)} | {r['batch_size']} | {r['step_images_per_second']} | "
                      f"{r['fit_images_per_second']} | {r['fit_vs_step']} | {r['fit_call_images_per_second']} | "
                      f"{r['gflop_per_training_image']} | {r['achieved_gflops']} | {r['percent_of_fp32_peak']} | "
                      f"{r['fp32_peak_gflops']:.0f} ({r['tensorflow_matmul_gflops']:.0f}) | {r['rounds']} | "
@@ -203,7 +213,7 @@ def markdown(record):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--variants", nargs="+", default=["plain", "fast"], choices=["plain", "fast"])
+    parser.add_argument("--variants", nargs="+", default=["plain", "fast"], choices=["plain", "fast", "xla"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="bare steps per round")
     args = parser.parse_args(argv)
@@ -218,14 +228,14 @@ def main(argv=None):
     env = provenance.environment()
     run = {"command": "python benchmarks/speed.py " + " ".join(argv or sys.argv[1:]),
            "fp32_peak_gflops": round(peak, 1), "tensorflow_matmul_gflops": round(tf_peak, 1),
-           "machine": env["machine"], "tensorflow": env["tensorflow"], "commit": commit,
+           "machine": env["machine"], "cpu_flags": env["cpu_flags"], "tensorflow": env["tensorflow"], "commit": commit,
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     for row in rows:  # every row names the run (peak, commit, time) it was measured in
         row.update(run)
     path = os.path.join(RESULTS, "speed.json")
     earlier = json.load(open(path))["rows"] if os.path.isfile(path) else []
-    measured = {(r["case"], r["variant"]) for r in rows}
-    record = {"rows": [r for r in earlier if (r["case"], r["variant"]) not in measured] + rows}
+    measured = {(r["case"], r["variant"], cpu_kind(r)) for r in rows}  # replaced only on the same kind of CPU
+    record = {"rows": [r for r in earlier if (r["case"], r["variant"], cpu_kind(r)) not in measured] + rows}
     write_json(path, record)
     write_text(os.path.join(RESULTS, "speed.md"), markdown(record))
 
