@@ -140,3 +140,13 @@ def test_serve_speaks_the_row_format_float_signature_and_errors(served, exported
     status, body = post(f"{url}/v1/models/{name}:predict",
                         {"signature_name": "serve_bytes", "inputs": {"image_bytes": [{"b64": "bm90IGFuIGltYWdl"}]}})
     assert status == 400 and body["error"]
+
+
+def test_runner_refuses_a_wrong_shape_before_the_graph(exported):
+    # Fed to the SavedModel, a (1, 2) batch aborts the process inside oneDNN's convolution on some CPUs.
+    from anomzoo.export.runtime import load_export
+    from anomzoo.export.server import find_saved_model
+
+    *_, folder = find_saved_model(exported[0])
+    with pytest.raises(ValueError, match=r"shape \(N, 64, 64, 3\).*got shape \(1, 2\)"):
+        load_export(folder)(np.zeros((1, 2), "float32"))

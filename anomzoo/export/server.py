@@ -94,6 +94,11 @@ class ServedModel:
             return {"error": f"signature {name} takes inputs {sorted(specs)}, got {sorted(inputs)}"}, 400
         try:
             tensors = {key: tf.constant(value, dtype=specs[key].dtype) for key, value in inputs.items()}
+            for key, tensor in tensors.items():
+                # Checked here: a wrong shape reaching the graph can abort the process inside oneDNN.
+                if not specs[key].shape.is_compatible_with(tensor.shape):
+                    return {"error": f"input {key} of signature {name} must have shape {specs[key].shape}, "
+                                     f"got {tensor.shape}"}, 400
             outputs = {key: value.numpy() for key, value in signature(**tensors).items()}
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             return {"error": str(error).strip().splitlines()[0]}, 400
