@@ -31,7 +31,9 @@ def test_every_entry_loads_and_reproduces_its_recorded_metrics(name, shared_data
                         channels=entry["image_shape"][-1], **entry["dataset_options"])
     results, _ = evaluation.evaluate_model(model, data)
     for metric, recorded in entry["metrics"].items():
-        assert results[metric] == pytest.approx(recorded, abs=1e-6), metric
+        # rel 1e-5: CPUs with and without AMX run different oneDNN kernels, so float sums differ in the
+        # last digits (a threshold of 8.37298 came out 8.37296 on an AMX machine); rankings do not.
+        assert results[metric] == pytest.approx(recorded, rel=1e-5, abs=1e-6), metric
     assert entry["weights"]["bytes"] == zoo.fetch(name).stat().st_size
 
 
