@@ -31,9 +31,12 @@ def class_activation(features, weights):
 
 
 def normalize_per_image(cam, epsilon=1e-8):
-    """Each image's map divided by its own maximum: values in [0, 1] (a map of zeros stays zero)."""
+    """Each image's map divided by its own maximum: values in [0, 1] (a map of zeros stays zero).
+
+    Divided by max(peak, epsilon), not peak + epsilon: an untrained network's weak maps (peaks of
+    1e-5) would otherwise peak visibly below 1."""
     peak = ops.max(cam, axis=(1, 2, 3), keepdims=True)
-    return cam / (peak + epsilon)
+    return cam / ops.maximum(peak, epsilon)
 
 
 def attention_map(features, gradients, image_size):
