@@ -318,6 +318,16 @@ def masked_mean_per_image(values, weights, epsilon=1e-6):
     return total / ops.maximum(mean_over_pixels(weights), epsilon)
 
 
+def sample_gaussian(mu, log_var, seed):
+    """z = mu + sigma * eps, the VAE's reparameterised sample (CAVGA, the attention network)."""
+    return mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=seed)
+
+
+def gaussian_kl(mu, log_var):
+    """KL(N(mu, sigma^2) || N(0, 1)) per latent unit, element-wise (callers take the mean they need)."""
+    return -0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var))
+
+
 def binary_cross_entropy(targets, logits):
     """Mean BCE from logits: stable where the sigmoid saturates (probabilities would be clipped)."""
     return ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))

@@ -31,7 +31,10 @@ from anomzoo.augment import AnomalySynthesizer
 from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
 from anomzoo.models.attention_adgan.presets import PRESETS
-from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+from anomzoo.layers.dcgan import dcgan_discriminator
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
+                                 sample_gaussian)
+from anomzoo.models.cavga import networks as cavga_networks
 
 SCORES = ("adgan", "reconstruction", "discriminator")
 
@@ -119,14 +122,15 @@ class AttentionADGAN(AnomalyModel):
             setattr(self, key, value)
         channels = image_shape[-1]
         # Stage 1: the attention network.
-        self.encoder = networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
-                                        backbone_preset)
+        # CAVGA's encoder and latent heads, unchanged (the generator is CAVGA's adversarial VAE).
+        self.encoder = cavga_networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
+                                              backbone_preset)
         feature_shape = tuple(self.encoder.output.shape[1:])
-        self.latent = networks.latent(feature_shape, latent_channels)
+        self.latent = cavga_networks.latent(feature_shape, latent_channels)
         self.decoder = networks.two_head_decoder((*feature_shape[:2], latent_channels), channels, decoder_filters,
                                                  path_filters, self._strides(feature_shape, len(decoder_filters)))
-        self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters,
-                                                    discriminator_latent, name="discriminator")
+        self.discriminator = dcgan_discriminator((*image_shape[:2], channels + 1), discriminator_filters,
+                                                 discriminator_latent, name="discriminator")
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="attention", operations=operations,
                                               full_image_prob=full_image_fraction)
         self.noise_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
@@ -136,15 +140,15 @@ class AttentionADGAN(AnomalyModel):
         if adgan:
             feature_channels = feature_filters[-1]
             self.feature_extractor = networks.feature_extractor(image_shape, feature_filters)
-            self.adgan_encoder = networks.encoder(
+            self.adgan_encoder = cavga_networks.encoder(
                 (*image_shape[:2], feature_channels), "dcgan" if encoder == "dcgan" else "resnet18", encoder_filters,
                 encoder_blocks, encoder_stride, name="adgan_encoder")
             code_shape = tuple(self.adgan_encoder.output.shape[1:])
             self.adgan_decoder = networks.feature_decoder(code_shape, feature_channels, adgan_decoder_filters,
                                                           self._strides(code_shape, len(adgan_decoder_filters) + 1))
-            self.adgan_discriminator = networks.discriminator((*image_shape[:2], feature_channels),
-                                                              discriminator_filters, discriminator_latent,
-                                                              name="adgan_discriminator")
+            self.adgan_discriminator = dcgan_discriminator((*image_shape[:2], feature_channels),
+                                                           discriminator_filters, discriminator_latent,
+                                                           name="adgan_discriminator")
             stages.append(Stage("adgan", {"adgan_g": ("adgan_encoder", "adgan_decoder"),
                                           "adgan_d": ("feature_extractor", "adgan_discriminator")},
                                 selection_metric="val_syn_image_auroc"))
@@ -175,7 +179,7 @@ class AttentionADGAN(AnomalyModel):
         mu, log_var = latent["mu"], latent["log_var"]
         z = mu
         if training:
-            z = mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=self.noise_seed)
+            z = sample_gaussian(mu, log_var, self.noise_seed)
         return {**self.decoder(z, training=training), "mu": mu, "log_var": log_var}
 
     def normal_features(self, images, attention, training=False):
@@ -209,7 +213,7 @@ class AttentionADGAN(AnomalyModel):
         # Eq. 3 on the normal images: per-pixel BCE and per-unit KL, each a mean (as CAVGA's L).
         rec = ops.mean(ops.binary_crossentropy(images, normal["reconstruction"]))
         mu, log_var = normal["mu"], normal["log_var"]
-        kl = ops.mean(-0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var)))
+        kl = ops.mean(gaussian_kl(mu, log_var))
         att_nor = ops.mean(ops.square(normal["attention"] - a_nor))  # Eq. 4, first term
         att_ano = ops.mean(ops.square(anomalous["attention"] - a_ano))  # Eq. 4, second term
         g_total = self.w_adv * adv + self.w_g * (rec + kl)

@@ -1,8 +1,9 @@
 """The attention network's and ADGAN's networks (Song et al., Sec. 3 and 4.1), as pure builders.
 
 The attention network's generator is CAVGA's adversarial VAE: its encoder (ResNet-18 convolutions,
-keras-hub or the zoo's own, or DCGAN's) and its 1x1-conv latent heads are CAVGA's builders,
-called from here (`anomzoo.models.cavga.networks`), not copies. What this paper changes is the
+keras-hub or the zoo's own, or DCGAN's) and its 1x1-conv latent heads are CAVGA's builders
+(`anomzoo.models.cavga.networks`), called by the model, not copies; the discriminators are the
+zoo's DCGAN discriminator (`anomzoo.layers.dcgan`). What this paper changes is the
 decoder, built here (Sec. 4.1): "four transposed convolution layers that generate a feature map
 with the same size as an input image", then "two paths with three convolution layers" giving the
 reconstruction and the attention map (both through a sigmoid: images and A are in [0, 1]).
@@ -19,9 +20,7 @@ import keras
 from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.dcgan import dcgan_discriminator
 from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.models.cavga import networks as cavga_networks
 
 #: Sec. 4.1 gives four transposed convolutions; how they share the encoder's stride is not given.
 UPSAMPLINGS = 4
@@ -63,16 +62,6 @@ def _path(x, filters, out_channels, name):
     return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x)
 
 
-def encoder(image_shape, kind, filters, blocks, stride, backbone_preset=None, name="encoder"):
-    """CAVGA's encoder builder, unchanged: image -> F, ending in a ReLU."""
-    return cavga_networks.encoder(image_shape, kind, filters, blocks, stride, backbone_preset, name=name)
-
-
-def latent(feature_shape, channels, name="latent"):
-    """CAVGA's convolutional latent heads, unchanged: F -> {"mu", "log_var"} (1x1 convs)."""
-    return cavga_networks.latent(feature_shape, channels, name=name)
-
-
 def two_head_decoder(latent_shape, image_channels, filters, path_filters, strides, name="decoder"):
     """z -> {"reconstruction": (B, H, W, C), "attention": (B, H, W, 1)}, both in [0, 1].
 
@@ -112,9 +101,3 @@ def feature_decoder(latent_shape, out_channels, filters, strides, name="adgan_de
     stride = strides[-1]
     x = layers.Conv2DTranspose(out_channels, max(4, stride), strides=stride, padding="same", name="to_features")(x)
     return keras.Model(inputs, layers.ReLU(name="features_relu")(x), name=name)
-
-
-def discriminator(input_shape, base_filters, latent_dim, name):
-    """The zoo's DCGAN discriminator: {"features", "logits", "probability"}. latent_dim is the
-    width of its last feature layer (DCGAN / Skip-GANomaly: 100; smaller in `tiny`)."""
-    return dcgan_discriminator(input_shape, base_filters=base_filters, latent_dim=latent_dim, name=name)

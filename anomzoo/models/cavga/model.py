@@ -24,7 +24,8 @@ import tensorflow as tf
 from keras import ops
 
 from anomzoo.layers import gradcam
-from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
+                                 sample_gaussian)
 from anomzoo.models.cavga import networks
 from anomzoo.models.cavga.presets import PRESETS
 
@@ -148,7 +149,7 @@ class CAVGA(AnomalyModel):
     def _sample(self, mu, log_var, training):
         if not training:
             return mu
-        return mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=self.noise_seed)
+        return sample_gaussian(mu, log_var, self.noise_seed)
 
     def loss_terms(self, batch, stage, training):
         images = batch["image"]
@@ -185,7 +186,7 @@ class CAVGA(AnomalyModel):
         # Eq. 1, on normal images: per-pixel BCE and per-unit KL, each a mean per image.
         count = ops.maximum(ops.sum(normal), 1.0)
         bce = mean_over_pixels(ops.binary_crossentropy(images, reconstruction))
-        kl = mean_over_pixels(-0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var)))
+        kl = mean_over_pixels(gaussian_kl(mu, log_var))
         rec, kl = ops.sum(bce * normal) / count, ops.sum(kl * normal) / count
         g_terms = {"rec": rec, "kl": kl}
         total = self.w_r * (rec + kl)
