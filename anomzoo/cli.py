@@ -86,6 +86,9 @@ def build_parser():
     train.add_argument("--weak-fraction", type=float, metavar="F",
                        help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
                             "anomalous test images (the paper: 0.02) moves into training with its label")
+    train.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                       help="bfloat16: mixed precision (float32 weights), about 2x faster on CPUs with AMX or "
+                            "AVX-512 BF16, no faster elsewhere; results close to, not equal to, float32 ones")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
     evaluate.add_argument("model_path")
@@ -224,6 +227,13 @@ def main(argv=None):
             options = dict(dataset=args.dataset, preset=args.preset, epochs=args.stage_epochs or args.epochs,
                            batch_size=args.batch_size, seed=args.seed, selection=args.selection,
                            **_dataset_options(args))
+            if args.precision != "float32":  # float32 runs keep the request they always had (resume)
+                from anomzoo.models import precision
+
+                options["model_options"] = {"precision": args.precision}
+                if not precision.fast_on_this_cpu(args.precision):
+                    print("anomzoo: warning: this CPU has no bfloat16 instructions (AMX / AVX-512 BF16): "
+                          "bfloat16 runs here, but no faster than float32", file=sys.stderr)
             if args.resume and not args.out:
                 out_dir = runs.find_unfinished_run("runs", runs.train_request(args.model, **options))
                 if out_dir is None:

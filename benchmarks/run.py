@@ -257,6 +257,14 @@ def throughput(model, args, command):
             keras.backend.clear_session()
 
 
+def _option_value(text):
+    """A --set value: JSON (true, 0.5, ["rotation"]), else the plain string (precision=bfloat16)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="registry name or alias (e.g. anoseg, sagan)")
@@ -279,7 +287,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=os.environ.get("ANOMZOO_DATA_DIR", str(DEFAULT_DATA)))
     parser.add_argument("--runs-dir", default=str(HERE.parent / "runs" / "benchmarks"))
     args = parser.parse_args(argv)
-    args.model_options = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    args.model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     model = canonical_name(args.model)
     provenance.commit()  # pin the commit of the code this process runs, before any later edit
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

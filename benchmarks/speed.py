@@ -9,7 +9,8 @@ Contenders are timed in alternating rounds in one process (A, B, A, B, ...), aft
 the median round is reported, so that a slower moment of the machine hits both. "plain" builds
 the networks with Keras' own DepthwiseConv2D / Conv2D / BatchNormalization (the layers before
 `anomzoo.layers.fast`), "fast" with the drop-in layers the zoo uses now (same variables, same
-function), "xla" the fast layers with the train step compiled by XLA (`compile(jit_compile=True)`). FLOPs are TensorFlow's profiler count over the whole traced train step (forward,
+function), "xla" the fast layers with the train step compiled by XLA (`compile(jit_compile=True)`),
+"bf16" the fast layers with the model option precision="bfloat16" (mixed precision). FLOPs are TensorFlow's profiler count over the whole traced train step (forward,
 backward and optimizer ops with registered statistics; a multiply-add counts 2). Results go to
 results/speed.json and results/speed.md. Run it with nothing else on the machine.
 """
@@ -107,7 +108,8 @@ class Contender:
         model_name, preset, size, channels, batch, fit_images = CASES[case]
         keras.utils.set_random_seed(0)
         with plain_layers() if variant == "plain" else contextlib.nullcontext():
-            self.model = build_model(model_name, preset, image_shape=(size, size, channels))
+            precision = "bfloat16" if variant == "bf16" else "float32"
+            self.model = build_model(model_name, preset, image_shape=(size, size, channels), precision=precision)
         self.model.compile(jit_compile=variant == "xla")
         self.model.set_stage(0)
         self.model.build_optimizers()
@@ -213,7 +215,7 @@ def markdown(record):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--variants", nargs="+", default=["plain", "fast"], choices=["plain", "fast", "xla"])
+    parser.add_argument("--variants", nargs="+", default=["plain", "fast"], choices=["plain", "fast", "xla", "bf16"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="bare steps per round")
     args = parser.parse_args(argv)

@@ -96,3 +96,16 @@ def test_train_anoseg_both_stages_with_selection_on_the_tire(tire_root, tmp_path
 def test_wrong_stage_epochs_are_a_clear_error(capsys):
     assert main(["train", "anoseg", "--preset", "tiny", "--stage-epochs", "1", "1", "1"]) == 2
     assert "2 stage(s)" in capsys.readouterr().err
+
+
+def test_train_in_bfloat16_records_the_option_and_saves_a_bfloat16_model(tmp_path):
+    import anomzoo
+
+    run = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "sagan", "--preset", "tiny", "--epochs", "1", "--precision", "bfloat16",
+                     "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["provenance"]["model_options"] == {"precision": "bfloat16"}
+    assert json.loads((run / "run.json").read_text())["request"]["model_options"] == {"precision": "bfloat16"}
+    assert anomzoo.load_model(run / "model.keras").precision == "bfloat16"

@@ -31,6 +31,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from anomzoo.models import precision as precision_option
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -72,9 +74,12 @@ class AnomalyModel(keras.Model):
     stages: tuple = ()
     presets: dict = {}
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, precision="float32", **kwargs):
         super().__init__(**kwargs)
-        self._model_config = dict(config or {})
+        # Every model takes `precision` ("float32" or "bfloat16", see models/precision.py); it is
+        # applied to the networks in `build`, which each model calls once its networks exist.
+        self.precision = precision_option.check(precision)
+        self._model_config = {**dict(config or {}), "precision": precision}
         # The stage being trained; a variable, so that a saved model remembers which stages are done.
         self._stage_variable = keras.Variable(0, dtype="int32", trainable=False, name="stage")
         self._stage_index = 0
@@ -219,7 +224,9 @@ class AnomalyModel(keras.Model):
         return list(self._trackers.values())
 
     def build(self, input_shape):
-        # The networks are built when constructed; there is nothing left to create.
+        # The networks are built when constructed; what is left is their compute precision.
+        for name in sorted({n for s in self.stages for networks in s.players.values() for n in networks}):
+            precision_option.apply(getattr(self, name), self.precision)
         self.built = True
 
     def call(self, images, training=False):
