@@ -44,6 +44,8 @@ CASES = {
     "sagan-32": ("sagan", "paper", 32, 3, 64, 320),
     "sagan-256": ("sagan", "paper", 256, 3, 4, 16),
     "anoseg-lite-64": ("anoseg", "lite", 64, 3, 16, 64),
+    "cavga-64": ("cavga", "paper", 64, 3, 16, 64),
+    "attention_adgan-32": ("attention_adgan", "cifar10", 32, 3, 16, 64),
 }
 
 
