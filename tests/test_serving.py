@@ -142,11 +142,16 @@ def test_serve_speaks_the_row_format_float_signature_and_errors(served, exported
     assert status == 400 and body["error"]
 
 
-def test_runner_refuses_a_wrong_shape_before_the_graph(exported):
+def test_runner_checks_images_as_the_model_does(exported):
     # Fed to the SavedModel, a (1, 2) batch aborts the process inside oneDNN's convolution on some CPUs.
     from anomzoo.export.runtime import load_export
     from anomzoo.export.server import find_saved_model
 
     *_, folder = find_saved_model(exported[0])
+    runner = load_export(folder)
     with pytest.raises(ValueError, match=r"shape \(N, 64, 64, 3\).*got shape \(1, 2\)"):
-        load_export(folder)(np.zeros((1, 2), "float32"))
+        runner(np.zeros((1, 2), "float32"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"float images in \[0, 1\], got values in \[0, 255\]"):
+        runner(images.astype("float32"))  # 0-255 floats: scores far off, silently, before this check
+    np.testing.assert_array_equal(runner(images)["score"], runner(images / 255.0)["score"])

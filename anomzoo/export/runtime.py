@@ -12,6 +12,7 @@ import pathlib
 
 import numpy as np
 
+from anomzoo import contract
 from anomzoo.export.serving_model import OUTPUTS
 
 
@@ -26,7 +27,7 @@ class SavedModelRunner:
         self.image_shape = tuple(self._float.structured_input_signature[1]["images"].shape[1:])
 
     def __call__(self, images):
-        images = _checked(images, self.image_shape)
+        images = contract.check_images(images, self.image_shape, "the export")
         return _numpy(self._float(images=self._tf.constant(images, self._tf.float32)))
 
     def from_bytes(self, encoded):
@@ -46,7 +47,7 @@ class LiteRTRunner:
 
     def __call__(self, images):
         # The graph's batch axis is dynamic: the signature runner resizes its buffers to the batch.
-        return _numpy(self._runner(images=_checked(images, self.image_shape)))
+        return _numpy(self._runner(images=contract.check_images(images, self.image_shape, "the export")))
 
 
 class OnnxRunner:
@@ -58,18 +59,8 @@ class OnnxRunner:
         self.image_shape = tuple(self._session.get_inputs()[0].shape[1:])
 
     def __call__(self, images):
-        values = self._session.run(None, {"images": _checked(images, self.image_shape)})
+        values = self._session.run(None, {"images": contract.check_images(images, self.image_shape, "the export")})
         return dict(zip(self._names, values))
-
-
-def _checked(images, image_shape):
-    """float32 images of the export's shape, or a ValueError naming it (a wrong shape reaching the
-    graph can abort the process inside oneDNN instead of raising)."""
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        raise ValueError(f"the export takes images of shape (N, {', '.join(map(str, image_shape))}), floats in "
-                         f"[0, 1]; got shape {images.shape}")
-    return images
 
 
 def _numpy(outputs):

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from anomzoo import contract
 from anomzoo.models import precision as precision_option
 
 
@@ -240,31 +241,9 @@ class AnomalyModel(keras.Model):
         return super().predict(x, *args, **kwargs)
 
     def check_images(self, images):
-        """Images as the model takes them: float32 (N, *image_shape) in [0, 1].
-
-        uint8 images are divided by 255 (the one conversion done for you); anything else that does
-        not fit (another shape or channel count, other integers, floats outside [0, 1] such as
-        0-255 values, NaN) is a ValueError naming what was expected.
-        """
-        images = np.asarray(images)
-        expected = f"(N, {', '.join(map(str, self.image_shape))})"
-        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.image_shape):
-            raise ValueError(f"{type(self).__name__} takes images of shape {expected}, floats in [0, 1]; "
-                             f"got shape {images.shape}")
-        if images.dtype == np.uint8:
-            return images.astype("float32") / 255.0
-        if not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(f"{type(self).__name__} takes float images in [0, 1] (or uint8 0-255), got dtype "
-                             f"{images.dtype}")
-        images = images.astype("float32", copy=False)
-        if images.size:
-            low, high = float(np.min(images)), float(np.max(images))
-            if not (np.isfinite(low) and np.isfinite(high)):
-                raise ValueError("the images contain NaN or infinite values")
-            if low < -1e-3 or high > 1.0 + 1e-3:
-                raise ValueError(f"{type(self).__name__} takes float images in [0, 1], got values in "
-                                 f"[{low:g}, {high:g}]; divide 0-255 images by 255 (or pass them as uint8)")
-        return images
+        """Images as the model takes them: float32 (N, *image_shape) in [0, 1], uint8 divided by
+        255, anything else a ValueError (see `anomzoo.contract`)."""
+        return contract.check_images(images, self.image_shape, type(self).__name__)
 
     def get_config(self):
         return {**super().get_config(), **self._model_config}
