@@ -99,7 +99,7 @@ class BatchNormalization(layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         supported = (_tensorflow() and mask is None and not self.renorm and self.scale and self.center
-                     and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype == "float32")
+                     and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype in ("float32", "bfloat16"))
         if not supported:
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
