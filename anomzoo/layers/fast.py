@@ -93,8 +93,8 @@ class Conv2D(layers.Conv2D):
 
 @keras.saving.register_keras_serializable(package="anomzoo", name="FusedBatchNormalization")
 class BatchNormalization(layers.BatchNormalization):
-    """`BatchNormalization` over the last axis of 4-D float32 tensors by TensorFlow's one fused
-    kernel (FusedBatchNormV3), with the same variables and the same moving-average update
+    """`BatchNormalization` over the last axis of 4-D float32 or bfloat16 tensors (statistics in
+    float32 either way) by TensorFlow's one fused kernel (FusedBatchNormV3), with the same variables and the same moving-average update
     (momentum, biased batch variance) as the parent layer."""
 
     def call(self, inputs, training=None, mask=None):
