@@ -166,7 +166,8 @@ def _throughput_markdown(record):
              "| model | preset | image size | batch | stage | images/s | peak RSS (GB) | machine | commit |",
              "|---|---|---|---|---|---|---|---|---|"]
     for e in sorted(record["entries"], key=lambda e: e["key"]):
-        lines.append(f"| {e.get('model', 'skip_attention_gan')} | {e['preset']} | {e['image_size']} | "
+        preset = e["preset"] + "".join(f" {k}={v}" for k, v in e.get("options", {}).items())
+        lines.append(f"| {e.get('model', 'skip_attention_gan')} | {preset} | {e['image_size']} | "
                      f"{e['batch_size']} | {e.get('stage', '-')} | {e['images_per_second']:.2f} | "
                      f"{e['peak_rss_gb']:.1f} | {e['machine']} | {e['commit'][:10]} |")
     lines += ["", "Training images per second on random images (speed only), after one traced warm-up epoch; "
@@ -233,10 +234,11 @@ def throughput(model, args, command):
     """Training images/s of each stage at each size (random images: speed only)."""
     import keras
 
+    variant = "".join(f"+{k}={v}" for k, v in args.model_options.items())
     for preset in args.presets:
         for size in args.sizes:
             batch = args.batch_size
-            net = build_model(model, preset, image_shape=(size, size, 3))
+            net = build_model(model, preset, image_shape=(size, size, 3), **args.model_options)
             net.compile()
             images = np.random.default_rng(0).random((batch * args.steps, size, size, 3), dtype=np.float32)
             for stage in net.stages:
@@ -248,7 +250,8 @@ def throughput(model, args, command):
                 print(f"{model} {preset} {size} px {stage.name}: {rate:.2f} images/s", flush=True)
                 env = provenance.environment()
                 _record(results_name(model, "throughput"), command, {
-                    "key": f"{preset}-{size}px-{stage.name}", "model": model, "preset": preset, "image_size": size,
+                    "key": f"{preset}{variant}-{size}px-{stage.name}", "model": model, "preset": preset, "image_size": size,
+                    "options": args.model_options,
                     "batch_size": batch, "stage": stage.name, "images_per_second": rate,
                     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                     "machine": env["machine"], "tensorflow": env["tensorflow"], "commit": provenance.commit(),

@@ -1,0 +1,19 @@
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_baselines_score_the_tire_without_learning(tire_root, tmp_path):
+    """The floor the models' tire metrics are read against: a map of |x - mean normal image| marks
+    the tire, where every defect lies, and so scores a high pixel AUROC with no model at all."""
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "baselines.py"), "--category", str(tire_root),
+                    "--sizes", "32", "--out", str(tmp_path)], check=True, capture_output=True)
+    record = json.loads((tmp_path / "tire_baselines.json").read_text())
+    rows = {row["map"]: row for row in record["rows"]}
+    assert sorted(rows) == ["brightness", "distance to the mean normal", "per-pixel z-score"]
+    for row in rows.values():
+        assert all(0.0 <= row[k] <= 1.0 for k in ("pixel_auroc", "pro", "iou_best", "image_auroc_map_max"))
+    assert rows["distance to the mean normal"]["pixel_auroc"] > 0.8
+    assert "| distance to the mean normal | 32 |" in (tmp_path / "tire_baselines.md").read_text()
