@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from anomzoo import provenance, runs
+from anomzoo.data.pipeline import make_pipeline
 from anomzoo.files import atomic_path, write_json, write_text
 from anomzoo.models import build_model, canonical_name
 from anomzoo.validation import RULES
@@ -240,12 +241,14 @@ def throughput(model, args, command):
             batch = args.batch_size
             net = build_model(model, preset, image_shape=(size, size, 3), **args.model_options)
             net.compile()
-            images = np.random.default_rng(0).random((batch * args.steps, size, size, 3), dtype=np.float32)
+            images = np.random.default_rng(0).integers(0, 256, (batch * args.steps, size, size, 3), dtype=np.uint8)
             for stage in net.stages:
                 net.set_stage(stage.name)
-                net.fit(images[:batch], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
+                # The zoo's pipeline, not NumPy arrays: Keras' own pipeline for arrays can idle for
+                # seconds at the end of a call (tf.data autotuning), which 3 steps cannot hide.
+                net.fit(make_pipeline(images[:batch], batch_size=batch, shuffle=True), verbose=0)  # trace, warm up
                 started = time.time()
-                net.fit(images, batch_size=batch, epochs=1, verbose=0)
+                net.fit(make_pipeline(images, batch_size=batch, shuffle=True), verbose=0)
                 rate = len(images) / (time.time() - started)
                 print(f"{model} {preset} {size} px {stage.name}: {rate:.2f} images/s", flush=True)
                 env = provenance.environment()

@@ -84,10 +84,17 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     else:
         ds = tf.data.Dataset.range(first_epoch, first_epoch + int(epochs)).flat_map(one_pass)
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    # Fixed parallelism and prefetch, with tf.data's autotuning off: the autotuner's background
+    # thread sleeps in periods that grow to seconds, and an iterator waits for it when it is deleted,
+    # so `fit` sat idle for up to ~5 s at the end of a call or an epoch (measured: Keras' own AUTOTUNE
+    # pipeline for NumPy input, 4.4 s after `on_train_end`; this one 0.4-0.9 s before, 0.00 after).
+    workers = min(4, os.cpu_count() or 1)
+    ds = ds.map(gather, num_parallel_calls=workers)
     if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=workers)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = False) -> int:
