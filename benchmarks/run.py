@@ -67,6 +67,11 @@ SHORT = {"iou_best": "iou_best (oracle)", "diagnostic_auroc_map_max_score": "AUR
          "diag. AUROC of R", "diagnostic_auroc_latent_score": "diag. AUROC of L"}
 
 
+def options_suffix(options):
+    """`--set` options as they appear in result keys and labels: "+precision=bfloat16"."""
+    return "".join(f"+{k}={v}" for k, v in options.items())
+
+
 def results_name(model, benchmark):
     return f"{SHORT_NAMES.get(model, model)}_{benchmark}"
 
@@ -92,7 +97,7 @@ def _fmt(values):
 
 def _group(entry):
     p = entry["metrics"]["provenance"]
-    variant = "".join(f"+{k}={v}" for k, v in p.get("model_options", {}).items())
+    variant = options_suffix(p.get("model_options", {}))
     return (p.get("target"), tuple(p.get("image_size", []))[:1], f"{p.get('preset')}{variant}",
             json.dumps(p.get("stage_epochs", p.get("epochs"))), p.get("selection", {}).get("rule", "last"))
 
@@ -215,7 +220,7 @@ def quality(model, benchmark, args, command):
                     options["data_dir"] = args.data_dir
             if args.weak_fraction:  # CAVGA_w: anomalous test images moved into training (anomzoo.data.weak)
                 options["weak_fraction"] = args.weak_fraction
-            variant = "".join(f"+{k}={v}" for k, v in args.model_options.items())
+            variant = options_suffix(args.model_options)
             variant += f"+weak={args.weak_fraction}" if args.weak_fraction else ""
             key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
@@ -235,7 +240,7 @@ def throughput(model, args, command):
     """Training images/s of each stage at each size (random images: speed only)."""
     import keras
 
-    variant = "".join(f"+{k}={v}" for k, v in args.model_options.items())
+    variant = options_suffix(args.model_options)
     for preset in args.presets:
         for size in args.sizes:
             batch = args.batch_size

@@ -247,7 +247,7 @@ def main(argv=None):
            "tensorflow_matmul_gflops": round(tf_peak, 1),
            "machine": env["machine"], "cpu_flags": env["cpu_flags"], "tensorflow": env["tensorflow"], "commit": commit,
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    for row in rows:  # every row names the run (peak, commit, time) it was measured in
+    for row in rows:  # every row names the run (commit, time) it was measured in, beside its own peak
         row.update(run)
     path = os.path.join(RESULTS, "speed.json")
     earlier = json.load(open(path))["rows"] if os.path.isfile(path) else []
