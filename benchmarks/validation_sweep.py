@@ -19,6 +19,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+
 from anomzoo import provenance, training
 from anomzoo.data import load_dataset
 from anomzoo.files import write_json
@@ -45,6 +47,7 @@ def main(argv=None):
     data = load_dataset(args.dataset, image_size=args.image_size, seed=args.seed)
     for variant in args.variant:
         options = json.loads(variant)
+        keras.utils.set_random_seed(args.seed)  # the same initial weights for every variant: seeds alone move results
         model = build_model(name, args.preset, image_shape=data.image_shape, **options)
         started = time.time()
         epochs = [args.epochs] + [1] * (len(model.stages) - 1)
