@@ -1,13 +1,20 @@
-"""Is AnoSeg's weak map a BatchNorm artefact? Train the segmentation stage briefly, then score the
-synthetic validation set's pixel AUROC with the moving statistics (inference, what users get), with
-the set's own batch statistics, and again after re-estimating the moving statistics.
+"""Why is AnoSeg's map weak on the tire? Two checks on synthetic anomalies (no test data is read).
 
-    python benchmarks/anoseg_bn_check.py                 # the zoo's fused BatchNorm
-    python benchmarks/anoseg_bn_check.py --layers plain  # Keras' own BatchNormalization
+BatchNorm: train the segmentation stage briefly, then score the synthetic validation set's pixel
+AUROC with the moving statistics (inference, what users get), with the set's own batch statistics,
+and again after re-estimating the moving statistics:
 
-Tire, 64 px, `lite`, seed 0, batch 8; the first 32 training images are held out as the validation
-set (with one synthetic anomaly each), the rest train. Prints its three numbers; results are quoted
-in the AnoSeg README. No test data is read.
+    python benchmarks/anoseg_learning_check.py                 # the zoo's fused BatchNorm
+    python benchmarks/anoseg_learning_check.py --layers plain  # Keras' own BatchNormalization
+
+Memorising: score a finished run's segmenter on synthetic anomalies of training images (the first
+64) and of the held-out validation images; a large gap would mean it learned the 210 normals by heart:
+
+    python benchmarks/anoseg_learning_check.py --run runs/benchmarks/anoseg_tire/RUN_DIR
+
+BatchNorm check: tire, 64 px, `lite`, seed 0, batch 8; the first 32 training images are held out as
+the validation set (with one synthetic anomaly each), the rest train. Prints its numbers; results
+are quoted in the AnoSeg README.
 """
 
 import argparse
@@ -34,7 +41,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--layers", choices=("fused", "plain"), default="fused")
+    parser.add_argument("--run", help="a finished AnoSeg run directory: run the memorising check on it")
     args = parser.parse_args(argv)
+    if args.run:
+        return memorising_check(args.run)
     keras.utils.set_random_seed(0)
     data = load_dataset(str(TIRE), image_size=64)
     validation = synthetic_validation_set(data.train.images[:32], seed=0)
@@ -66,6 +76,17 @@ def main(argv=None):
     print({"layers": args.layers, "steps": args.steps, "pixel_auroc_inference": round(inference, 3),
            "pixel_auroc_batch_statistics": round(batch_statistics, 3),
            "pixel_auroc_after_reestimation": round(pixel(False), 3)})
+
+
+def memorising_check(run):
+    import anomzoo
+
+    model = anomzoo.load_model(str(pathlib.Path(run) / "model.keras"))
+    data = load_dataset(str(TIRE), image_size=model.image_shape[0])
+    for name, images in (("training", data.train.images[:64]), ("validation", data.validation.images)):
+        synthetic = synthetic_validation_set(images, seed=0)
+        maps = model.predict(synthetic.images, batch_size=32, verbose=0)["anomaly_map"]
+        print({"images": name, "synthetic_pixel_auroc": round(pixel_auroc(synthetic.masks, np.asarray(maps)), 3)})
 
 
 if __name__ == "__main__":
