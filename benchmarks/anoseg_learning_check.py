@@ -44,21 +44,26 @@ def main(argv=None):
     parser.add_argument("--run", help="a finished AnoSeg run directory: run the memorising check on it")
     args = parser.parse_args(argv)
     if args.run:
-        return memorising_check(args.run)
+        memorising_check(args.run)
+    else:
+        batchnorm_check(args.steps, args.layers)
+
+
+def batchnorm_check(steps, layers):
     keras.utils.set_random_seed(0)
     data = load_dataset(str(TIRE), image_size=64)
     validation = synthetic_validation_set(data.train.images[:32], seed=0)
     train = data.train.images[32:].astype(np.float32) / 255.0
-    with speed.plain_layers() if args.layers == "plain" else contextlib.nullcontext():
+    with speed.plain_layers() if layers == "plain" else contextlib.nullcontext():
         model = AnoSeg.from_preset("lite", image_shape=(64, 64, 3))
     model.compile()
     model.set_stage(0)
     model.build_optimizers()
     rng = np.random.default_rng(0)
     started = time.time()
-    for _ in range(args.steps):
+    for _ in range(steps):
         model.train_on_batch({"image": train[rng.choice(len(train), 8, replace=False)]})
-    print(f"{args.steps} steps in {time.time() - started:.0f} s", flush=True)
+    print(f"{steps} steps in {time.time() - started:.0f} s", flush=True)
     norms = [layer for layer in model.segmenter._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
     def pixel(training):
@@ -73,7 +78,7 @@ def main(argv=None):
     for _ in range(60):  # re-estimate the moving statistics on training-like batches, weights fixed
         images, _ = model._segmentation_batch(train[rng.choice(len(train), 8, replace=False)])
         model.segmenter(images, training=True)
-    print({"layers": args.layers, "steps": args.steps, "pixel_auroc_inference": round(inference, 3),
+    print({"layers": layers, "steps": steps, "pixel_auroc_inference": round(inference, 3),
            "pixel_auroc_batch_statistics": round(batch_statistics, 3),
            "pixel_auroc_after_reestimation": round(pixel(False), 3)})
 
