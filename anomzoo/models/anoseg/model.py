@@ -72,7 +72,7 @@ class AnoSeg(AnomalyModel):
         score_alpha=1.0,
         score_beta=0.1,
         score="detector",
-        learning_rate=1e-3,
+        learning_rate=1e-4,
         discriminator_learning_rate=None,
         synthesis_seed=0,
         **kwargs,
