@@ -28,13 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import speed  # noqa: E402  (plain_layers: the networks built with Keras' own layers)
+from baselines import TIRE  # noqa: E402
 
 from anomzoo.data import load_dataset  # noqa: E402
 from anomzoo.metrics import pixel_auroc  # noqa: E402
 from anomzoo.models.anoseg import AnoSeg  # noqa: E402
 from anomzoo.validation import synthetic_validation_set  # noqa: E402
-
-TIRE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec3d_tire_rgb" / "tire"
 
 
 def main(argv=None):
