@@ -39,11 +39,13 @@ class SyntheticValidation:
         return int(self.images.shape[0])
 
 
-def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256):
+def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, area_range=(0.02, 0.15)):
     """The validation set made from `images` ((N, H, W, C) uint8 normal images, held out from training).
 
     At most `max_normal` of them are used (a seeded choice), each with one synthetic anomaly; an
-    anomaly whose mask came out empty (the synthesiser changed nothing) is left out.
+    anomaly whose mask came out empty (the synthesiser changed nothing) is left out. area_range: the
+    anomalous region's area as a fraction of the image (the synthesiser's default unless a sweep asks
+    how a model does on smaller or larger anomalies).
     """
     from anomzoo.augment import AnomalySynthesizer
 
@@ -54,7 +56,7 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256):
     if len(images) > max_normal:
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
     normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
-    anomalies, masks = (np.asarray(t) for t in AnomalySynthesizer(seed=seed, mode=mode)(normal))
+    anomalies, masks = (np.asarray(t) for t in AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range)(normal))
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
     return SyntheticValidation(
         images=np.concatenate([normal, anomalies[changed]]),

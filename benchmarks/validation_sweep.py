@@ -6,6 +6,10 @@ loaded into the model or scored, so the choice cannot leak test data.
         --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.0}' \\
         --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.01}'
 
+`--extra-validation LO HI` also scores every epoch on a validation set whose synthetic anomalies cover
+LO..HI of the image area (each held-out normal image used `--extra-repeats` times, each time with
+another anomaly): how a variant does on anomalies smaller or larger than those it is selected on.
+
 Results: results/<model>_validation_sweep.json (one entry per variant, with provenance).
 """
 
@@ -20,31 +24,54 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from anomzoo import provenance, training
 from anomzoo.data import load_dataset
 from anomzoo.files import write_json
 from anomzoo.models import build_model, canonical_name
+from anomzoo.validation import synthetic_validation_set, validation_metrics
+from baselines import TIRE  # noqa: E402  (benchmarks/ is the script's directory)
 
 HERE = pathlib.Path(__file__).resolve().parent
-DEFAULT_TIRE = HERE.parent.parent / "shared" / "data" / "mvtec3d_tire_rgb" / "tire"
+
+
+class ExtraValidation(keras.callbacks.Callback):
+    """Scores the model on each of `sets` ({label: SyntheticValidation}) after every epoch."""
+
+    def __init__(self, sets, batch_size):
+        super().__init__()
+        self.sets, self.batch_size, self.history = sets, batch_size, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.sets:
+            self.history.append({"epoch": epoch + 1, **{
+                f"{label}/{key}": value for label, validation in self.sets.items()
+                for key, value in validation_metrics(self.model, validation, self.batch_size).items()}})
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
     parser.add_argument("--variant", action="append", required=True, help="JSON dict of model options")
-    parser.add_argument("--dataset", default=str(DEFAULT_TIRE))
+    parser.add_argument("--dataset", default=str(TIRE))
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=6, help="epochs of the first stage (the only one trained)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra-validation", nargs=2, type=float, action="append", default=[], metavar=("LO", "HI"),
+                        help="area range of an extra synthetic validation set scored every epoch")
+    parser.add_argument("--extra-repeats", type=int, default=4)
     args = parser.parse_args(argv)
     name = canonical_name(args.model)
     command = "python benchmarks/validation_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     path = HERE / "results" / f"{name}_validation_sweep.json"
     data = load_dataset(args.dataset, image_size=args.image_size, seed=args.seed)
+    repeated = np.repeat(data.validation.images, args.extra_repeats, axis=0)
+    extra_sets = {f"area_{lo:g}_{hi:g}": synthetic_validation_set(repeated, seed=args.seed, area_range=(lo, hi),
+                                                                  max_normal=len(repeated))
+                  for lo, hi in args.extra_validation}
     for variant in args.variant:
         options = json.loads(variant)
         keras.utils.set_random_seed(args.seed)  # the same initial weights for every variant: seeds alone move results
@@ -52,13 +79,15 @@ def main(argv=None):
         started = time.time()
         epochs = [args.epochs] + [1] * (len(model.stages) - 1)
         # Only the first stage's epochs are read below; a later stage, if any, gets one epoch.
+        extra = ExtraValidation(extra_sets, args.batch_size)
         result = training.train(model, data, epochs=epochs, batch_size=args.batch_size, seed=args.seed,
-                                selection="val_syn_auroc", verbose=2)
+                                selection="val_syn_auroc", callbacks=[extra], verbose=2)
         record = json.loads(path.read_text()) if path.is_file() else {"benchmark": path.stem, "entries": []}
         record["entries"].append({
             "options": options, "preset": args.preset, "dataset": args.dataset, "image_size": args.image_size,
             "stage_epochs": epochs, "batch_size": args.batch_size, "seed": args.seed, "command": command,
-            "validation_history": result.selector.history, "seconds": round(time.time() - started, 1),
+            "validation_history": result.selector.history, "extra_validation_history": extra.history,
+            "extra_repeats": args.extra_repeats, "seconds": round(time.time() - started, 1),
             "commit": provenance.commit(), **provenance.environment(),
         })
         write_json(path, record)

@@ -35,6 +35,9 @@ class AnoSeg(AnomalyModel):
     1% pixels: labelled alternatives to the detector's score), and with a detector
     "detector_score" (Eq. 5)}. `score` is the output named by the `score` option.
 
+    synthesis_area_range: the CutPaste region's area as a fraction of the image, uniform (the paper
+    gives no range; CutPaste's (0.02, 0.15) by default).
+
     balanced_segmentation: L_Seg as the mean of its value over normal-target and over anomalous-target
     pixels (a deviation from Eq. 2's plain mean, off by default).
 
@@ -59,6 +62,7 @@ class AnoSeg(AnomalyModel):
         masked_reconstruction=True,
         hard_augmentation=True,
         anomaly_fraction=0.5,
+        synthesis_area_range=(0.02, 0.15),
         balanced_segmentation=False,
         w_seg=1.0,
         w_re=1.0,
@@ -90,6 +94,7 @@ class AnoSeg(AnomalyModel):
             decoder_filters=tuple(decoder_filters), discriminator_filters=tuple(discriminator_filters),
             encoder_stride=encoder_stride, coordinate_channels=coordinate_channels, masked_reconstruction=masked_reconstruction,
             hard_augmentation=hard_augmentation, anomaly_fraction=anomaly_fraction,
+            synthesis_area_range=tuple(float(v) for v in synthesis_area_range),
             balanced_segmentation=balanced_segmentation, w_seg=w_seg, w_re=w_re,
             w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
             w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
@@ -104,7 +109,8 @@ class AnoSeg(AnomalyModel):
                                             coordinate_channels, stride)
         self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters)
         # "p = 0" switches hard augmentation off: the pasted patch is then the image's own (CutPaste only).
-        self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0)
+        self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0,
+                                              area_range=self.synthesis_area_range)
         self.mix_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
         stages = [Stage("segmentation", {"g": ("segmenter",), "d": ("discriminator",)},
                         selection_metric="val_syn_pixel_auroc")]
