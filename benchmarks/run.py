@@ -290,8 +290,8 @@ def main(argv=None):
                         "anomalous test images moves into training (CAVGA_w: 0.02)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--preset", default="paper")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options on top of the preset, e.g. balanced_segmentation=true")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="model options on top of the preset, e.g. balanced_segmentation=true (repeatable)")
     parser.add_argument("--presets", nargs="+", default=["paper"], help="throughput: presets to time")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="throughput: image sizes")
     parser.add_argument("--steps", type=int, default=3, help="throughput: timed steps per stage")

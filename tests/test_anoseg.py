@@ -75,6 +75,22 @@ def test_segmentation_batch_targets_follow_the_masks():
             assert np.all(target[i] == 1)
 
 
+def test_synthesis_area_range_sets_the_size_of_the_synthetic_anomalies():
+    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    small = build_model("anoseg", "tiny", synthesis_area_range=(0.01, 0.02))
+    assert small.get_config()["synthesis_area_range"] == (0.01, 0.02)
+    assert AnoSeg.from_config(small.get_config()).synthesizer.area_range == (0.01, 0.02)
+    _, target = (ops.convert_to_numpy(t) for t in small._segmentation_batch(images))
+    area = (1.0 - target).mean(axis=(1, 2, 3))
+    changed = area > 0
+    assert changed.any() and np.all(area[changed] <= 0.03)  # <= 2% of 32 x 32 px, rounded up to whole pixels
+    default = build_model("anoseg", "tiny")
+    _, target = (ops.convert_to_numpy(t) for t in default._segmentation_batch(images))
+    assert (1.0 - target).mean(axis=(1, 2, 3)).max() > 0.03
+    with pytest.raises(ValueError, match="area_range"):
+        build_model("anoseg", "tiny", synthesis_area_range=(0.2, 0.1))
+
+
 def test_masked_reconstruction_ignores_the_anomalous_region():
     values = np.zeros((2, 4, 4, 3), "float32")
     values[0, :2] = 5.0  # a large error, but only inside the anomalous half
