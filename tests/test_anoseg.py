@@ -91,6 +91,18 @@ def test_synthesis_area_range_sets_the_size_of_the_synthetic_anomalies():
         build_model("anoseg", "tiny", synthesis_area_range=(0.2, 0.1))
 
 
+def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
+    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    model = build_model("anoseg", "tiny", synthesis_min_change=0.2)
+    synthetic, target, changed = (ops.convert_to_numpy(t) for t in model._synthesize(images))
+    visible = np.abs(synthetic - images).max(axis=-1, keepdims=True) > 0.2
+    anomalous = target == 0
+    assert anomalous.any() and np.all(visible[anomalous])  # every target pixel changed visibly
+    np.testing.assert_array_equal(changed, anomalous.any(axis=(1, 2, 3)))
+    with pytest.raises(ValueError, match="synthesis_min_change"):
+        build_model("anoseg", "tiny", synthesis_min_change=-0.1)
+
+
 def test_masked_reconstruction_ignores_the_anomalous_region():
     values = np.zeros((2, 4, 4, 3), "float32")
     values[0, :2] = 5.0  # a large error, but only inside the anomalous half
