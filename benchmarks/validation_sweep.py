@@ -38,11 +38,11 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 class ExtraValidation(keras.callbacks.Callback):
     """Scores the model on each of `sets` ({label: SyntheticValidation}) after every epoch, and the share
-    of held-out normal pixels its map flags."""
+    of the held-out normal images' pixels (`normals`, float32 in [0, 1]) its map flags."""
 
-    def __init__(self, sets, batch_size):
+    def __init__(self, sets, normals, batch_size):
         super().__init__()
-        self.sets, self.batch_size, self.history = sets, batch_size, []
+        self.sets, self.normals, self.batch_size, self.history = sets, normals, batch_size, []
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.sets:
@@ -52,8 +52,7 @@ class ExtraValidation(keras.callbacks.Callback):
             row.update({f"{label}/{key}": value
                         for key, value in validation_metrics(self.model, validation, self.batch_size).items()})
         # How much of a held-out normal image the map flags (> 0.5): false alarms the AUROCs can hide.
-        normal = next(iter(self.sets.values()))
-        maps = self.model.predict(normal.images[normal.labels == 0], batch_size=self.batch_size, verbose=0)
+        maps = self.model.predict(self.normals, batch_size=self.batch_size, verbose=0)
         row["normal_area_flagged"] = float(np.mean(np.asarray(maps["anomaly_map"]) > 0.5))
         self.history.append(row)
 
@@ -87,7 +86,7 @@ def main(argv=None):
         started = time.time()
         epochs = [args.epochs] + [1] * (len(model.stages) - 1)
         # Only the first stage's epochs are read below; a later stage, if any, gets one epoch.
-        extra = ExtraValidation(extra_sets, args.batch_size)
+        extra = ExtraValidation(extra_sets, data.validation.images.astype("float32") / 255.0, args.batch_size)
         result = training.train(model, data, epochs=epochs, batch_size=args.batch_size, seed=args.seed,
                                 selection="val_syn_auroc", callbacks=[extra], verbose=2)
         record = json.loads(path.read_text()) if path.is_file() else {"benchmark": path.stem, "entries": []}

@@ -62,9 +62,14 @@ def test_coordinate_channels():
     assert without.segmenter.get_layer("segmenter_encoder").input.shape[-1] == 3
 
 
+def _digit_batch():
+    """64 built-in digits as RGB floats in [0, 1], the batch the synthesis tests turn into anomalies."""
+    return load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+
+
 def test_segmentation_batch_targets_follow_the_masks():
     model = build_model("anoseg", "tiny")
-    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    images = _digit_batch()
     x, target = (ops.convert_to_numpy(t) for t in model._segmentation_batch(images))
     changed = np.any(x != images, axis=(1, 2, 3))
     assert 0.25 < changed.mean() < 0.75  # about half the batch becomes synthetic anomalies
@@ -76,7 +81,7 @@ def test_segmentation_batch_targets_follow_the_masks():
 
 
 def test_synthesis_area_range_sets_the_size_of_the_synthetic_anomalies():
-    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    images = _digit_batch()
     small = build_model("anoseg", "tiny", synthesis_area_range=(0.01, 0.02))
     assert small.get_config()["synthesis_area_range"] == (0.01, 0.02)
     assert AnoSeg.from_config(small.get_config()).synthesizer.area_range == (0.01, 0.02)
@@ -92,7 +97,7 @@ def test_synthesis_area_range_sets_the_size_of_the_synthetic_anomalies():
 
 
 def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
-    images = load_dataset("digits", image_size=32, channels=3).train.images[:64].astype("float32") / 255.0
+    images = _digit_batch()
     model = build_model("anoseg", "tiny", synthesis_min_change=0.2)
     synthetic, target, changed = (ops.convert_to_numpy(t) for t in model._synthesize(images))
     visible = np.abs(synthetic - images).max(axis=-1, keepdims=True) > 0.2
