@@ -84,7 +84,8 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     schedule = StageSchedule(stage_epochs)
     selector = None
     if selection != "last":
-        selector = SelectOnValidation(synthetic_validation_set(dataset.validation.images, seed=seed),
+        selector = SelectOnValidation(synthetic_validation_set(dataset.validation.images, seed=seed,
+                                                               **model.validation_synthesis()),
                                       monitor=selection, schedule=schedule, batch_size=batch_size)
     state = read_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     first_epoch = 0

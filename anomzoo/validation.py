@@ -39,13 +39,16 @@ class SyntheticValidation:
         return int(self.images.shape[0])
 
 
-def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, area_range=(0.02, 0.15)):
+def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, area_range=(0.02, 0.15),
+                             min_change=0.0):
     """The validation set made from `images` ((N, H, W, C) uint8 normal images, held out from training).
 
     At most `max_normal` of them are used (a seeded choice), each with one synthetic anomaly; an
     anomaly whose mask came out empty (the synthesiser changed nothing) is left out. area_range: the
     anomalous region's area as a fraction of the image (the synthesiser's default unless a sweep asks
-    how a model does on smaller or larger anomalies).
+    how a model does on smaller or larger anomalies). min_change: a pixel of an anomaly is marked only
+    where some channel changed by more than this (AnoSeg's `synthesis_min_change`); 0 marks every
+    pixel the synthesiser touched.
     """
     from anomzoo.augment import AnomalySynthesizer
 
@@ -57,6 +60,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
     normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
     anomalies, masks = (np.asarray(t) for t in AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range)(normal))
+    if min_change > 0:
+        masks = masks * (np.abs(anomalies - normal).max(axis=-1, keepdims=True) > min_change)
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
     return SyntheticValidation(
         images=np.concatenate([normal, anomalies[changed]]),

@@ -10,6 +10,7 @@ from anomzoo.data import load_dataset
 from anomzoo.layers.coords import CoordinateChannels
 from anomzoo.models import AnoSeg, build_model
 from anomzoo.models.base import masked_mean_per_image
+from anomzoo.validation import synthetic_validation_set
 
 # Table 6, decoder: (height, channels) of Conv 1, ConvTr 1, Conv 2, ..., ConvTr 5, Conv 6, Conv 7.
 TABLE6_DECODER = [(8, 512), (16, 512), (16, 256), (32, 256), (32, 128), (64, 128), (64, 128), (128, 128),
@@ -106,6 +107,23 @@ def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
     np.testing.assert_array_equal(changed, anomalous.any(axis=(1, 2, 3)))
     with pytest.raises(ValueError, match="synthesis_min_change"):
         build_model("anoseg", "tiny", synthesis_min_change=-0.1)
+
+
+def test_the_selection_set_marks_only_the_changes_the_model_learns_as_anomalous():
+    images = (_digit_batch()[:32] * 255).astype("uint8")
+    model = build_model("anoseg", "tiny", synthesis_min_change=0.2)
+    assert model.validation_synthesis() == {"area_range": (0.02, 0.15), "min_change": 0.2}
+    every_change = synthetic_validation_set(images, seed=0)
+    visible = synthetic_validation_set(images, seed=0, **model.validation_synthesis())
+    assert len(every_change) == 64  # every digit got an anomaly: anomaly j was made from normal image j
+    normal, anomalies, masks = every_change.images[:32], every_change.images[32:], every_change.masks[32:]
+    assert 32 < len(visible) <= 64 and visible.labels[32:].all()
+    for image, mask in zip(visible.images[32:], visible.masks[32:]):
+        j = next(j for j in range(32) if np.array_equal(anomalies[j], image))  # the same anomalies, re-marked
+        expected = masks[j] * (np.abs(image - normal[j]).max(axis=-1, keepdims=True) > 0.2)
+        np.testing.assert_array_equal(mask, expected)
+        assert mask.any()
+    assert visible.masks.sum() < every_change.masks.sum()
 
 
 def test_masked_reconstruction_ignores_the_anomalous_region():

@@ -16,6 +16,7 @@ import anomzoo
 from anomzoo import training
 from anomzoo.data import load_dataset
 from anomzoo.models import MODELS, build_model
+from anomzoo.validation import synthetic_validation_set
 
 
 def trainable_count(network):
@@ -37,7 +38,7 @@ def fitted(request, digits):
     return request.param, model, result
 
 
-def test_fit_trains_every_stage_and_logs_its_named_terms(fitted):
+def test_fit_trains_every_stage_and_logs_its_named_terms(fitted, digits):
     name, model, result = fitted
     history = result.history.history
     assert result.stage_epochs == [1] * len(model.stages)
@@ -45,6 +46,9 @@ def test_fit_trains_every_stage_and_logs_its_named_terms(fitted):
     assert set(model._trackers) <= set(history), sorted(set(model._trackers) - set(history))
     assert {"val_syn_image_auroc", "val_syn_pixel_auroc", "val_loss"} <= set(history)
     assert list(result.selector.selected_epochs) == [s.name for s in model.stages]
+    # selection is scored on anomalies made as the model makes its own (AnoSeg: visible changes only)
+    expected = synthetic_validation_set(digits.validation.images, seed=0, **model.validation_synthesis())
+    np.testing.assert_array_equal(result.selector.validation.masks, expected.masks)
     assert model.stage.name == model.stages[-1].name
     for optimizer in model.player_optimizers.values():
         assert int(optimizer.iterations) == math.ceil(len(load_dataset("digits").train) / 16)

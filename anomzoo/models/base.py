@@ -100,6 +100,11 @@ class AnomalyModel(keras.Model):
     #: each stage's share of `training.train(epochs=N)`, in stage order (a two-stage model overrides).
     stage_fractions = (1.0,)
 
+    def validation_synthesis(self):
+        """Keyword arguments of `validation.synthetic_validation_set` for this model's checkpoint
+        selection: a model that makes its own synthetic anomalies has the selection set made the same way."""
+        return {}
+
     # -- presets --------------------------------------------------------------------------------
 
     @classmethod

@@ -145,6 +145,10 @@ class AnoSeg(AnomalyModel):
 
     # -- synthetic anomalies --------------------------------------------------------------------
 
+    def validation_synthesis(self):
+        # Selection must not reward what training was told not to learn (flagging invisible changes).
+        return {"area_range": self.synthesis_area_range, "min_change": self.synthesis_min_change}
+
     def _synthesize(self, images):
         """(synthetic images, their normal-ness targets 1 - mask, (B,) whether anything changed)."""
         synthetic, mask = self.synthesizer(images)
