@@ -59,9 +59,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
     if len(images) > max_normal:
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
     normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
-    anomalies, masks = (np.asarray(t) for t in AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range)(normal))
-    if min_change > 0:
-        masks = masks * (np.abs(anomalies - normal).max(axis=-1, keepdims=True) > min_change)
+    synthesizer = AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range, min_change=min_change)
+    anomalies, masks = (np.asarray(t) for t in synthesizer(normal))
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
     return SyntheticValidation(
         images=np.concatenate([normal, anomalies[changed]]),

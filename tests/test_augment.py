@@ -208,3 +208,5 @@ def test_bad_arguments():
         BoxFill(fill="noise")
     with pytest.raises(ValueError, match="mode"):
         AnomalySynthesizer(mode="cutmix")
+    with pytest.raises(ValueError, match="min_change"):
+        AnomalySynthesizer(min_change=1.0)

@@ -39,7 +39,9 @@ class AnomalySynthesizer(keras.layers.Layer):
 
     The mask follows THE MASK RULE: 1 exactly where the output differs from the input on some
     channel (within the pasted / filled region), float32 (B, H, W, 1); it can be empty when
-    nothing changed. Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
+    nothing changed. min_change > 0 narrows it to where some channel changed by more than that
+    (AnoSeg's `synthesis_min_change`: a dark patch on a dark region changes pixels by a few
+    1/255ths, and marking those invisible changes teaches a map to flag dark normal regions). Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
     square and divisible by `grid` while rotation / perm are on. Deterministic given `seed`.
     """
 
@@ -54,6 +56,7 @@ class AnomalySynthesizer(keras.layers.Layer):
         force_one: bool | None = None,
         full_image_prob: float = 0.0,
         operations=OPERATIONS,
+        min_change: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,6 +67,8 @@ class AnomalySynthesizer(keras.layers.Layer):
             raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, got {operations}")
         if not 0.0 <= float(full_image_prob) <= 1.0:
             raise ValueError(f"full_image_prob must be in [0, 1], got {full_image_prob}")
+        if not 0.0 <= float(min_change) < 1.0:
+            raise ValueError(f"min_change must be in [0, 1), got {min_change}")
         self.seed = seed
         self.mode = mode
         self.area_range = tuple(float(v) for v in area_range)
@@ -73,6 +78,7 @@ class AnomalySynthesizer(keras.layers.Layer):
         self.force_one = force_one
         self.full_image_prob = float(full_image_prob)
         self.operations = operations
+        self.min_change = float(min_change)
         resolved_force = (mode == "attention") if force_one is None else bool(force_one)
         self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force,
                                 **{name: name in operations for name in OPERATIONS})
@@ -109,6 +115,8 @@ class AnomalySynthesizer(keras.layers.Layer):
                 full = ops.reshape(u < self.full_image_prob, (-1, 1, 1, 1))
                 out = ops.where(full, augmented, out)
                 mask = ops.where(full, changed_mask(augmented, x), mask)
+        if self.min_change > 0.0:
+            mask = mask * ops.cast(ops.max(ops.abs(out - x), axis=-1, keepdims=True) > self.min_change, mask.dtype)
         return from_batch((out, mask), single)
 
     def compute_output_shape(self, input_shape):
@@ -126,4 +134,5 @@ class AnomalySynthesizer(keras.layers.Layer):
             "force_one": self.force_one,
             "full_image_prob": self.full_image_prob,
             "operations": list(self.operations),
+            "min_change": self.min_change,
         }

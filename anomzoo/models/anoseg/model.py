@@ -116,7 +116,7 @@ class AnoSeg(AnomalyModel):
         self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters)
         # "p = 0" switches hard augmentation off: the pasted patch is then the image's own (CutPaste only).
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0,
-                                              area_range=self.synthesis_area_range)
+                                              area_range=self.synthesis_area_range, min_change=self.synthesis_min_change)
         self.mix_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
         stages = [Stage("segmentation", {"g": ("segmenter",), "d": ("discriminator",)},
                         selection_metric="val_syn_pixel_auroc")]
@@ -151,12 +151,7 @@ class AnoSeg(AnomalyModel):
 
     def _synthesize(self, images):
         """(synthetic images, their normal-ness targets 1 - mask, (B,) whether anything changed)."""
-        synthetic, mask = self.synthesizer(images)
-        if self.synthesis_min_change > 0:
-            # A dark patch pasted on a dark background changes pixels by a few 1/255ths: marking it
-            # anomalous teaches the map to flag dark regions of normal images. Only visible changes count.
-            visible = ops.max(ops.abs(synthetic - images), axis=-1, keepdims=True) > self.synthesis_min_change
-            mask = mask * ops.cast(visible, mask.dtype)
+        synthetic, mask = self.synthesizer(images)  # only visible changes marked (synthesis_min_change)
         changed = ops.cast(ops.max(mask, axis=(1, 2, 3)) > 0, "float32")
         return synthetic, 1.0 - mask, changed
 
