@@ -35,6 +35,7 @@ from anomzoo.layers.dcgan import dcgan_discriminator
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
                                  sample_gaussian)
 from anomzoo.models.cavga import networks as cavga_networks
+from anomzoo.optimizers import FusedAdam
 
 SCORES = ("adgan", "reconstruction", "discriminator")
 
@@ -167,7 +168,7 @@ class AttentionADGAN(AnomalyModel):
     def default_optimizers(self, stage_steps=None):
         """Adam(learning_rate, 0.5, 0.999) for every player, constant (the paper gives no optimizer
         in its main text; DCGAN's settings, whose discriminator both stages use)."""
-        return {player: keras.optimizers.Adam(self.learning_rate, beta_1=0.5, beta_2=0.999)
+        return {player: FusedAdam(self.learning_rate, beta_1=0.5, beta_2=0.999)
                 for stage in self.stages for player in stage.players}
 
     # -- the networks, as the losses and inference use them ---------------------------------------

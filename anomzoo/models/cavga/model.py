@@ -28,6 +28,7 @@ from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaus
                                  sample_gaussian)
 from anomzoo.models.cavga import networks
 from anomzoo.models.cavga.presets import PRESETS
+from anomzoo.optimizers import FusedAdam
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -119,7 +120,7 @@ class CAVGA(AnomalyModel):
             bounds = list(range(every, steps, every))
             return keras.optimizers.schedules.PiecewiseConstantDecay(
                 bounds, [self.learning_rate * 0.1 ** i for i in range(len(bounds) + 1)])
-        return {"g": keras.optimizers.Adam(rate()), "d": keras.optimizers.Adam(rate())}
+        return {"g": FusedAdam(rate()), "d": FusedAdam(rate())}
 
     # -- Grad-CAM ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
 from anomzoo.models.skip_attention_gan.presets import PRESETS
+from anomzoo.optimizers import FusedAdam
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -73,7 +74,7 @@ class SkipAttentionGAN(AnomalyModel):
             rate = self.learning_rate
             if steps:
                 rate = ConstantThenLinearDecay(self.learning_rate, steps // 2, max(steps - steps // 2, 1))
-            optimizers[player] = keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.999)
+            optimizers[player] = FusedAdam(rate, beta_1=0.5, beta_2=0.999)
         return optimizers
 
     def _forward(self, images, training):
