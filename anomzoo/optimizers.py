@@ -16,6 +16,7 @@ AMSGrad and outside the TensorFlow backend.
 """
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -23,8 +24,6 @@ class FusedAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-
         index = self._get_variable_index(variable)
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)

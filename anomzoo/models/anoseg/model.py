@@ -140,8 +140,7 @@ class AnoSeg(AnomalyModel):
         """Adam (0.5, 0.999) at a constant rate for every player (the paper gives no optimizer); the
         discriminators at `discriminator_learning_rate` when it is set."""
         d_rate = self.discriminator_learning_rate or self.learning_rate
-        return {player: FusedAdam(d_rate if player.endswith("d") else self.learning_rate,
-                                              beta_1=0.5, beta_2=0.999)
+        return {player: FusedAdam(d_rate if player.endswith("d") else self.learning_rate, beta_1=0.5, beta_2=0.999)
                 for stage in self.stages for player in stage.players}
 
     # -- synthetic anomalies --------------------------------------------------------------------
