@@ -88,12 +88,10 @@ def markdown(record):
                   "| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants),
                   "| wall ms / step | " + " | ".join(str(r["wall_ms_per_step"]) for r in run["rows"]) + " |",
                   "| op ms / step (summed) | " + " | ".join(str(r["op_ms_per_step"]) for r in run["rows"]) + " |"]
-        types = [t["type"] for t in run["rows"][-1]["op_types"][:TOP]]
-        for op_type in types:
-            cells = []
-            for r in run["rows"]:
-                match = next((t for t in r["op_types"] if t["type"] == op_type), None)
-                cells.append(f"{match['ms_per_step']} ({100 * match['share']:.0f}%)" if match else "-")
+        by_type = [{t["type"]: t for t in r["op_types"]} for r in run["rows"]]
+        for op_type in [t["type"] for t in run["rows"][-1]["op_types"][:TOP]]:
+            cells = [f"{t[op_type]['ms_per_step']} ({100 * t[op_type]['share']:.0f}%)" if op_type in t else "-"
+                     for t in by_type]
             lines.append(f"| {op_type} | " + " | ".join(cells) + " |")
         for r in run["rows"]:
             lines += ["", f"Slowest ops, {r['variant']} (ms / step):", ""]

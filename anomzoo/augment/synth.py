@@ -41,7 +41,8 @@ class AnomalySynthesizer(keras.layers.Layer):
     channel (within the pasted / filled region), float32 (B, H, W, 1); it can be empty when
     nothing changed. min_change > 0 narrows it to where some channel changed by more than that
     (AnoSeg's `synthesis_min_change`: a dark patch on a dark region changes pixels by a few
-    1/255ths, and marking those invisible changes teaches a map to flag dark normal regions). Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
+    1/255ths, and marking those invisible changes teaches a map to flag dark normal regions).
+    Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
     square and divisible by `grid` while rotation / perm are on. Deterministic given `seed`.
     """
 
