@@ -40,7 +40,7 @@ class SyntheticValidation:
 
 
 def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, area_range=(0.02, 0.15),
-                             min_change=0.0):
+                             min_change=0.0, region="box", opacity_range=(0.3, 1.0)):
     """The validation set made from `images` ((N, H, W, C) uint8 normal images, held out from training).
 
     At most `max_normal` of them are used (a seeded choice), each with one synthetic anomaly; an
@@ -48,7 +48,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
     anomalous region's area as a fraction of the image (the synthesiser's default unless a sweep asks
     how a model does on smaller or larger anomalies). min_change: a pixel of an anomaly is marked only
     where some channel changed by more than this (AnoSeg's `synthesis_min_change`); 0 marks every
-    pixel the synthesiser touched.
+    pixel the synthesiser touched. region, opacity_range: the synthesiser's ("box": CutPaste
+    rectangles; "blob": irregular regions blended at an opacity in opacity_range).
     """
     from anomzoo.augment import AnomalySynthesizer
 
@@ -59,7 +60,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
     if len(images) > max_normal:
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
     normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
-    synthesizer = AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range, min_change=min_change)
+    synthesizer = AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range, min_change=min_change,
+                                     region=region, opacity_range=opacity_range)
     anomalies, masks = (np.asarray(t) for t in synthesizer(normal))
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
     return SyntheticValidation(

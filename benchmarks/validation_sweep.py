@@ -9,6 +9,9 @@ loaded into the model or scored, so the choice cannot leak test data.
 `--extra-validation LO HI` also scores every epoch on a validation set whose synthetic anomalies cover
 LO..HI of the image area (each held-out normal image used `--extra-repeats` times, each time with
 another anomaly): how a variant does on anomalies smaller or larger than those it is selected on.
+`--extra-region blob` makes those sets' anomalies with AnomalySynthesizer's "blob" regions instead of
+CutPaste boxes (labels then start with "blob_"): how a variant does on a kind of anomaly it was not
+trained on. `--extra-min-change` marks only the pixels of those anomalies that changed visibly.
 
 Results: results/<model>_validation_sweep.json (one entry per variant, with provenance).
 """
@@ -70,15 +73,20 @@ def main(argv=None):
     parser.add_argument("--extra-validation", nargs=2, type=float, action="append", default=[], metavar=("LO", "HI"),
                         help="area range of an extra synthetic validation set scored every epoch")
     parser.add_argument("--extra-repeats", type=int, default=4)
+    parser.add_argument("--extra-region", action="append", choices=("box", "blob"), default=[],
+                        help="synthesiser region of the extra sets (repeatable; default box)")
+    parser.add_argument("--extra-min-change", type=float, default=0.0,
+                        help="the extra sets mark only pixels changed by more than this (AnoSeg's synthesis_min_change)")
     args = parser.parse_args(argv)
     name = canonical_name(args.model)
     command = "python benchmarks/validation_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     path = HERE / "results" / f"{name}_validation_sweep.json"
     data = load_dataset(args.dataset, image_size=args.image_size, seed=args.seed)
     repeated = np.repeat(data.validation.images, args.extra_repeats, axis=0)
-    extra_sets = {f"area_{lo:g}_{hi:g}": synthetic_validation_set(repeated, seed=args.seed, area_range=(lo, hi),
-                                                                  max_normal=len(repeated))
-                  for lo, hi in args.extra_validation}
+    extra_sets = {f"{'' if region == 'box' else region + '_'}area_{lo:g}_{hi:g}":
+                  synthetic_validation_set(repeated, seed=args.seed, area_range=(lo, hi), max_normal=len(repeated),
+                                           region=region, min_change=args.extra_min_change)
+                  for lo, hi in args.extra_validation for region in (args.extra_region or ["box"])}
     for variant in args.variant:
         options = json.loads(variant)
         keras.utils.set_random_seed(args.seed)  # the same initial weights for every variant: seeds alone move results

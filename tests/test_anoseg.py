@@ -112,7 +112,8 @@ def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
 def test_the_selection_set_marks_only_the_changes_the_model_learns_as_anomalous():
     images = (_digit_batch()[:32] * 255).astype("uint8")
     model = build_model("anoseg", "tiny", synthesis_min_change=0.2)
-    assert model.validation_synthesis() == {"area_range": (0.02, 0.15), "min_change": 0.2}
+    assert model.validation_synthesis() == {"area_range": (0.02, 0.15), "min_change": 0.2, "region": "box",
+                                            "opacity_range": (0.3, 1.0)}
     every_change = synthetic_validation_set(images, seed=0)
     visible = synthetic_validation_set(images, seed=0, **model.validation_synthesis())
     assert len(every_change) == 64  # every digit got an anomaly: anomaly j was made from normal image j

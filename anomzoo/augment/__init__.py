@@ -8,6 +8,7 @@ return (image, mask) with mask (B, H, W, 1) float32 = 1 exactly where the output
 the input on some channel.
 """
 
+from .blobpaste import BlobPaste
 from .boxfill import BoxFill
 from .color import DEFAULT_JITTER, HardColorJitter
 from .cutpaste import CutPaste
@@ -18,6 +19,7 @@ from .synth import AnomalySynthesizer
 
 __all__ = [
     "AnomalySynthesizer",
+    "BlobPaste",
     "BoxFill",
     "CutPaste",
     "DEFAULT_JITTER",

@@ -6,11 +6,13 @@ import keras
 from keras import ops
 
 from ._common import changed_mask, from_batch, static_hwc, sub_seed, to_batch
+from .blobpaste import BlobPaste
 from .boxfill import BoxFill
 from .cutpaste import CutPaste
 from .hard import HardAugment
 
 MODES = ("anoseg", "attention")
+REGIONS = ("box", "blob")
 OPERATIONS = ("rotation", "perm", "color_jitter")
 
 
@@ -58,6 +60,8 @@ class AnomalySynthesizer(keras.layers.Layer):
         full_image_prob: float = 0.0,
         operations=OPERATIONS,
         min_change: float = 0.0,
+        region: str = "box",
+        opacity_range=(0.3, 1.0),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +72,8 @@ class AnomalySynthesizer(keras.layers.Layer):
             raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, got {operations}")
         if not 0.0 <= float(full_image_prob) <= 1.0:
             raise ValueError(f"full_image_prob must be in [0, 1], got {full_image_prob}")
+        if region not in REGIONS or (region != "box" and mode != "anoseg"):
+            raise ValueError(f"region must be one of {REGIONS} ('blob' in mode 'anoseg' only), got {region!r}")
         if not 0.0 <= float(min_change) < 1.0:
             raise ValueError(f"min_change must be in [0, 1), got {min_change}")
         self.seed = seed
@@ -80,10 +86,15 @@ class AnomalySynthesizer(keras.layers.Layer):
         self.full_image_prob = float(full_image_prob)
         self.operations = operations
         self.min_change = float(min_change)
+        self.region = region
+        self.opacity_range = tuple(float(v) for v in opacity_range)
         resolved_force = (mode == "attention") if force_one is None else bool(force_one)
         self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force,
                                 **{name: name in operations for name in OPERATIONS})
-        if mode == "anoseg":
+        if region == "blob":
+            self.region_layer = BlobPaste(seed=sub_seed(seed, 10), area_range=self.area_range,
+                                          opacity_range=self.opacity_range)
+        elif mode == "anoseg":
             self.region_layer = CutPaste(
                 seed=sub_seed(seed, 10), area_range=self.area_range, aspect_range=self.aspect_range
             )
@@ -136,4 +147,6 @@ class AnomalySynthesizer(keras.layers.Layer):
             "full_image_prob": self.full_image_prob,
             "operations": list(self.operations),
             "min_change": self.min_change,
+            "region": self.region,
+            "opacity_range": list(self.opacity_range),
         }

@@ -39,7 +39,9 @@ class AnoSeg(AnomalyModel):
     synthesis_area_range: the CutPaste region's area as a fraction of the image, uniform (the paper
     gives no range; CutPaste's (0.02, 0.15) by default). synthesis_min_change: a pixel of a synthetic
     anomaly is a target only where some channel changed by more than this (0: any change, the mask
-    rule; a deviation from the paper when > 0).
+    rule; a deviation from the paper when > 0). synthesis_region: "box", the paper's CutPaste
+    rectangle, or "blob", DRAEM-style irregular regions blended at an opacity drawn from
+    synthesis_opacity_range (`BlobPaste`; a deviation from the paper, for small low-contrast defects).
 
     balanced_segmentation: L_Seg as the mean of its value over normal-target and over anomalous-target
     pixels (a deviation from Eq. 2's plain mean, off by default).
@@ -67,6 +69,8 @@ class AnoSeg(AnomalyModel):
         anomaly_fraction=0.5,
         synthesis_area_range=(0.02, 0.15),
         synthesis_min_change=0.0,
+        synthesis_region="box",
+        synthesis_opacity_range=(0.3, 1.0),
         balanced_segmentation=False,
         w_seg=1.0,
         w_re=1.0,
@@ -101,7 +105,8 @@ class AnoSeg(AnomalyModel):
             encoder_stride=encoder_stride, coordinate_channels=coordinate_channels, masked_reconstruction=masked_reconstruction,
             hard_augmentation=hard_augmentation, anomaly_fraction=anomaly_fraction,
             synthesis_area_range=tuple(float(v) for v in synthesis_area_range),
-            synthesis_min_change=float(synthesis_min_change),
+            synthesis_min_change=float(synthesis_min_change), synthesis_region=synthesis_region,
+            synthesis_opacity_range=tuple(float(v) for v in synthesis_opacity_range),
             balanced_segmentation=balanced_segmentation, w_seg=w_seg, w_re=w_re,
             w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
             w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
@@ -117,7 +122,7 @@ class AnoSeg(AnomalyModel):
         self.discriminator = networks.discriminator((*image_shape[:2], channels + 1), discriminator_filters)
         # "p = 0" switches hard augmentation off: the pasted patch is then the image's own (CutPaste only).
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="anoseg", p=0.5 if hard_augmentation else 0.0,
-                                              area_range=self.synthesis_area_range, min_change=self.synthesis_min_change)
+                                              **self.validation_synthesis())
         self.mix_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
         stages = [Stage("segmentation", {"g": ("segmenter",), "d": ("discriminator",)},
                         selection_metric="val_syn_pixel_auroc")]
@@ -146,8 +151,10 @@ class AnoSeg(AnomalyModel):
     # -- synthetic anomalies --------------------------------------------------------------------
 
     def validation_synthesis(self):
-        # Selection must not reward what training was told not to learn (flagging invisible changes).
-        return {"area_range": self.synthesis_area_range, "min_change": self.synthesis_min_change}
+        # The training synthesiser's settings: selection must not reward what training was told not
+        # to learn (flagging invisible changes), nor score anomalies of another kind.
+        return {"area_range": self.synthesis_area_range, "min_change": self.synthesis_min_change,
+                "region": self.synthesis_region, "opacity_range": self.synthesis_opacity_range}
 
     def _synthesize(self, images):
         """(synthetic images, their normal-ness targets 1 - mask, (B,) whether anything changed)."""
