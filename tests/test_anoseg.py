@@ -109,6 +109,21 @@ def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
         build_model("anoseg", "tiny", synthesis_min_change=-0.1)
 
 
+def test_blob_synthesis_trains_and_selects_on_blobs():
+    model = build_model("anoseg", "tiny", synthesis_region="blob", synthesis_area_range=(0.01, 0.05),
+                        synthesis_opacity_range=(0.5, 0.5), synthesis_min_change=0.05)
+    rebuilt = AnoSeg.from_config(model.get_config())
+    assert rebuilt.synthesizer.region == "blob" and rebuilt.synthesizer.opacity_range == (0.5, 0.5)
+    images = _digit_batch()
+    synthetic, target, _ = (ops.convert_to_numpy(t) for t in model._synthesize(images))
+    anomalous = target[..., 0] == 0
+    # every target pixel changed visibly, and the targets cover at most the largest blob asked for
+    assert anomalous.any() and np.all(np.abs(synthetic - images).max(axis=-1)[anomalous] > 0.05)
+    assert anomalous.mean(axis=(1, 2)).max() <= 0.05 * 1.15  # (up to ties in the noise)
+    selection = synthetic_validation_set((images * 255).astype("uint8"), seed=0, **model.validation_synthesis())
+    assert selection.labels.sum() > 0 and selection.masks.mean(axis=(1, 2, 3)).max() <= 0.05 * 1.15
+
+
 def test_the_selection_set_marks_only_the_changes_the_model_learns_as_anomalous():
     images = (_digit_batch()[:32] * 255).astype("uint8")
     model = build_model("anoseg", "tiny", synthesis_min_change=0.2)

@@ -8,6 +8,7 @@ import keras  # noqa: E402
 
 from anomzoo.augment import (  # noqa: E402
     AnomalySynthesizer,
+    BlobPaste,
     BoxFill,
     CutPaste,
     HardAugment,
@@ -27,8 +28,10 @@ FACTORIES = {
     "boxfill": lambda s: BoxFill(seed=s, fill="mixed"),
     "synth_anoseg": lambda s: AnomalySynthesizer(seed=s, mode="anoseg"),
     "synth_attention": lambda s: AnomalySynthesizer(seed=s, mode="attention", full_image_prob=0.25),
+    "blobpaste": lambda s: BlobPaste(seed=s, augment=HardAugment(seed=s + 100)),
+    "synth_blob": lambda s: AnomalySynthesizer(seed=s, region="blob", min_change=0.05),
 }
-PAIRED = {"cutpaste", "boxfill", "synth_anoseg", "synth_attention"}  # return (image, mask)
+PAIRED = {"cutpaste", "boxfill", "synth_anoseg", "synth_attention", "blobpaste", "synth_blob"}  # return (image, mask)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,8 @@ def _check_output(name, out, x):
         assert mask.shape == x.shape[:-1] + (1,) and mask.dtype == np.float32
         assert set(np.unique(mask)) <= {0.0, 1.0}
         # THE MASK RULE: 1 exactly where any channel changed
-        np.testing.assert_array_equal(mask[..., 0] == 1, np.any(image != x, axis=-1))
+        changed = np.abs(image - x).max(axis=-1) > (0.05 if name == "synth_blob" else 0.0)
+        np.testing.assert_array_equal(mask[..., 0] == 1, changed)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -187,6 +191,30 @@ def test_boxfill_zeros_and_already_zero_pixels(batch):
     assert not mask[:, :, :16].any()
 
 
+def test_blobpaste_area_opacity_and_texture_from_elsewhere(batch):
+    x = np.random.default_rng(1).random((8, 64, 64, 3)).astype("float32")
+    image, mask = _np(BlobPaste(seed=0, area_range=(0.01, 0.01), opacity_range=(1.0, 1.0))(x))
+    # random pixels: every pixel of the region changes, so the mask is the region, of the asked area
+    # (up to ties in the noise: bilinear upsampling repeats values along the image's border)
+    np.testing.assert_allclose(mask.reshape(8, -1).sum(axis=1), 0.01 * 64 * 64, rtol=0.15)
+    inside = mask[..., 0] == 1
+    np.testing.assert_array_equal(image[~inside], x[~inside])
+    # opaque: each pasted pixel is a pixel of the same image taken from somewhere else
+    for b in range(8):
+        pasted = image[b][inside[b]]
+        nearest = np.abs(pasted[:, None, :] - x[b].reshape(1, -1, 3)).max(axis=-1).min(axis=1)
+        assert nearest.max() < 1e-6  # x + 1.0 * (texture - x) equals the texture up to rounding
+        assert np.abs(pasted - x[b][inside[b]]).max(axis=-1).min() > 1e-3
+    # faint: the change is opacity times the difference, never more
+    faint, faint_mask = _np(BlobPaste(seed=0, area_range=(0.01, 0.01), opacity_range=(0.2, 0.2))(x))
+    np.testing.assert_array_equal(faint_mask, mask)
+    np.testing.assert_allclose(faint - x, 0.2 * (image - x), atol=1e-6)
+    with pytest.raises(ValueError, match="opacity_range"):
+        BlobPaste(opacity_range=(0.0, 1.5))
+    with pytest.raises(ValueError, match="region"):
+        AnomalySynthesizer(mode="attention", region="blob")
+
+
 def test_synthesizer_on_real_image(tire_root):
     cv2 = pytest.importorskip("cv2")
     path = tire_root / "train" / "good" / "000.png"
@@ -195,8 +223,8 @@ def test_synthesizer_on_real_image(tire_root):
     img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     img = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA).astype("float32") / 255.0
     x = np.stack([img] * 4)
-    for mode in ("anoseg", "attention"):
-        image, mask = _np(AnomalySynthesizer(seed=5, mode=mode)(x))
+    for options in ({"mode": "anoseg"}, {"mode": "attention"}, {"region": "blob"}):
+        image, mask = _np(AnomalySynthesizer(seed=5, **options)(x))
         np.testing.assert_array_equal(mask[..., 0] == 1, np.any(image != x, axis=-1))
         assert mask.sum() > 0 and image.min() >= 0.0 and image.max() <= 1.0
 
