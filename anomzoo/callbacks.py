@@ -35,6 +35,22 @@ class StageSchedule(keras.callbacks.Callback):
             self.model.set_stage(stage)
 
 
+class AverageWeights(keras.callbacks.Callback):
+    """At the end of every epoch, replace the weights of each player of the current stage whose
+    optimizer keeps a moving average (`use_ema=True`) with that average, so that what the epoch's
+    selection scores, checkpoints save and the next epoch starts from are the averaged weights
+    (Keras itself swaps the average in only once, at the end of `fit`, and only for
+    `model.optimizer`). Place it before SelectOnValidation; `training.train` adds it when needed.
+    The epoch's validation losses, computed by `fit` before callbacks run, are the raw weights'.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        for player in self.model.stage.players:
+            optimizer = self.model.player_optimizers[player]
+            if optimizer.use_ema and optimizer.built:
+                optimizer.finalize_variable_values(self.model.player_variables(player))
+
+
 class SelectOnValidation(keras.callbacks.Callback):
     """Score the model on a `SyntheticValidation` set after every epoch, log the scores (as
     `val_syn_image_auroc`, `val_syn_pixel_auroc`, `val_syn_auroc`, visible to ModelCheckpoint,

@@ -190,3 +190,29 @@ def test_segmentation_losses_go_down_on_real_digits():
                         learning_rate=1e-3)
     history = training.train(model, data, epochs=6, batch_size=16, seed=0, verbose=0).history.history
     assert history["seg"][-1] < history["seg"][0] and history["re"][-1] < 0.8 * history["re"][0], history
+
+
+def test_weight_averaging_swaps_the_average_in_at_every_epoch_end():
+    data = load_dataset("digits", normal_class=1, image_size=32)
+    model = build_model("anoseg", "tiny", image_shape=data.image_shape, weight_averaging=0.9)
+    seen = []
+
+    class Spy(keras.callbacks.Callback):  # runs after AverageWeights and the selector
+        def on_epoch_end(self, epoch, logs=None):
+            for player in self.model.stage.players:
+                optimizer = self.model.player_optimizers[player]
+                if not optimizer.use_ema:
+                    seen.append((player, False, None))
+                    continue
+                weights = [np.array(v) for v in self.model.player_variables(player)]
+                averages = [np.array(v) for v in optimizer._model_variables_moving_average]
+                seen.append((player, True, all(np.array_equal(w, a) for w, a in zip(weights, averages))))
+
+    result = training.train(model, data, epochs=[2, 1], batch_size=16, seed=0, selection="last",
+                            callbacks=[Spy()], verbose=0)
+    # the generators (averaged) hold their averages after every epoch; the discriminators do not average
+    assert len(seen) == 6 and set(seen) == {("g", True, True), ("d", False, None), ("detector_g", True, True),
+                                            ("detector_d", False, None)}
+    assert result.history.history["seg"]
+    with pytest.raises(ValueError, match="weight_averaging"):
+        build_model("anoseg", "tiny", weight_averaging=1.0)

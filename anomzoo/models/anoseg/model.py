@@ -43,6 +43,10 @@ class AnoSeg(AnomalyModel):
     rectangle, or "blob", DRAEM-style irregular regions blended at an opacity drawn from
     synthesis_opacity_range (`BlobPaste`; a deviation from the paper, for small low-contrast defects).
 
+    weight_averaging: None (the paper) or a momentum (e.g. 0.99): the generators' weights are replaced
+    by their exponential moving average at every epoch's end, against maps that swing from epoch to
+    epoch (a deviation from the paper when set).
+
     balanced_segmentation: L_Seg as the mean of its value over normal-target and over anomalous-target
     pixels (a deviation from Eq. 2's plain mean, off by default).
 
@@ -86,6 +90,7 @@ class AnoSeg(AnomalyModel):
         score="detector",
         learning_rate=1e-4,
         discriminator_learning_rate=None,
+        weight_averaging=None,
         synthesis_seed=0,
         **kwargs,
     ):
@@ -97,6 +102,8 @@ class AnoSeg(AnomalyModel):
             raise ValueError("score='detector' needs detector=True; choose score='map_max' or 'map_top1'")
         if not 0.0 <= float(synthesis_min_change) < 1.0:
             raise ValueError(f"synthesis_min_change must be in [0, 1), got {synthesis_min_change}")
+        if weight_averaging is not None and not 0.0 < float(weight_averaging) < 1.0:
+            raise ValueError(f"weight_averaging must be None or a momentum in (0, 1), got {weight_averaging}")
         if not 0.0 < float(anomaly_fraction) < 1.0:
             raise ValueError(f"anomaly_fraction must be in (0, 1), got {anomaly_fraction}")
         config = dict(
@@ -111,7 +118,7 @@ class AnoSeg(AnomalyModel):
             w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
             w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
             score_beta=score_beta, score=score, learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
-            synthesis_seed=synthesis_seed,
+            weight_averaging=weight_averaging, synthesis_seed=synthesis_seed,
         )
         super().__init__(config=config, **kwargs)
         for key, value in config.items():
@@ -143,10 +150,19 @@ class AnoSeg(AnomalyModel):
 
     def default_optimizers(self, stage_steps=None):
         """Adam (0.5, 0.999) at a constant rate for every player (the paper gives no optimizer); the
-        discriminators at `discriminator_learning_rate` when it is set."""
+        discriminators at `discriminator_learning_rate` when it is set. With `weight_averaging` the
+        generators' optimizers keep a moving average of their weights at that momentum, swapped in at
+        every epoch's end (`callbacks.AverageWeights`)."""
         d_rate = self.discriminator_learning_rate or self.learning_rate
-        return {player: FusedAdam(d_rate if player.endswith("d") else self.learning_rate, beta_1=0.5, beta_2=0.999)
-                for stage in self.stages for player in stage.players}
+        optimizers = {}
+        for player in (p for stage in self.stages for p in stage.players):
+            if player.endswith("d"):
+                optimizers[player] = FusedAdam(d_rate, beta_1=0.5, beta_2=0.999)
+            else:
+                averaging = {} if self.weight_averaging is None else {"use_ema": True,
+                                                                       "ema_momentum": float(self.weight_averaging)}
+                optimizers[player] = FusedAdam(self.learning_rate, beta_1=0.5, beta_2=0.999, **averaging)
+        return optimizers
 
     # -- synthetic anomalies --------------------------------------------------------------------
 
