@@ -40,7 +40,7 @@ class AverageWeights(keras.callbacks.Callback):
     optimizer keeps a moving average (`use_ema=True`) with that average, so that what the epoch's
     selection scores, checkpoints save and the next epoch starts from are the averaged weights
     (Keras itself swaps the average in only once, at the end of `fit`, and only for
-    `model.optimizer`). Place it before SelectOnValidation; `training.train` adds it when needed.
+    `model.optimizer`). `AnomalyModel.fit` puts it first in the callbacks of any model that needs it.
     The epoch's validation losses, computed by `fit` before callbacks run, are the raw weights'.
     """
 

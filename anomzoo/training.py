@@ -14,7 +14,7 @@ import math
 import keras
 import numpy as np
 
-from anomzoo.callbacks import AverageWeights, SelectOnValidation, StageSchedule
+from anomzoo.callbacks import SelectOnValidation, StageSchedule
 from anomzoo.checkpoint import EpochCheckpoint, read_checkpoint, restore_checkpoint
 from anomzoo.data import make_pipeline, steps_per_epoch
 from anomzoo.validation import RULES, synthetic_validation_set
@@ -105,7 +105,6 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     if len(dataset.validation):
         validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
     extra = []
-    averaging = [AverageWeights()] if any(o.use_ema for o in model.player_optimizers.values()) else []
     if checkpoint_dir is not None:
         extra.append(EpochCheckpoint(checkpoint_dir, selector, history=state["history"] if state else None))
     history = keras.callbacks.History()
@@ -117,10 +116,10 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
             initial_epoch=first_epoch,
             steps_per_epoch=steps,
             shuffle=False,  # the pipeline shuffles, by (seed, epoch)
-            # Averaging comes first, so the selector scores the averaged weights; the selector sits before
-            # the schedule: it restores a stage's best weights before the next starts; the checkpoint
-            # comes after them all, so it saves what they decided.
-            callbacks=[keras.callbacks.TerminateOnNaN(), *averaging, *([selector] if selector else []), schedule, *extra,
+            # The selector sits before the schedule: it restores a stage's best weights before the next
+            # starts; the checkpoint comes after both, so it saves what they decided. (Weight averaging,
+            # where a model has it, goes before them all: AnomalyModel.fit adds it.)
+            callbacks=[keras.callbacks.TerminateOnNaN(), *([selector] if selector else []), schedule, *extra,
                        *callbacks],
             verbose=verbose,
         )

@@ -210,7 +210,8 @@ def test_weight_averaging_swaps_the_average_in_at_every_epoch_end():
 
     result = training.train(model, data, epochs=[2, 1], batch_size=16, seed=0, selection="last",
                             callbacks=[Spy()], verbose=0)
-    # the generators (averaged) hold their averages after every epoch; the discriminators do not average
+    # model.fit (inside training.train) added AverageWeights: the generators hold their averages after
+    # every epoch; the discriminators do not average
     assert len(seen) == 6 and set(seen) == {("g", True, True), ("d", False, None), ("detector_g", True, True),
                                             ("detector_d", False, None)}
     assert result.history.history["seg"]

@@ -154,28 +154,29 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
     assert (run / runs.CHECKPOINT_DIR / "state.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["sagan", "anoseg"])
-def test_training_resumed_in_a_new_model_equals_an_uninterrupted_one(name, tmp_path):
+@pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("anoseg", {"weight_averaging": 0.9})])
+def test_training_resumed_in_a_new_model_equals_an_uninterrupted_one(name, options, tmp_path):
     """Interrupted after epoch 2 of 3 (for AnoSeg inside its second stage, with selection on the
-    synthetic validation set): a freshly built model continues from the checkpoint to the same weights."""
+    synthetic validation set; and with its weight averaging, whose averages live in the optimizers'
+    state): a freshly built model continues from the checkpoint to the same weights."""
     data = load_dataset("digits", seed=0)
 
     def build():
         keras.utils.set_random_seed(0)
-        return build_model(name, "tiny", image_shape=data.image_shape)
+        return build_model(name, "tiny", image_shape=data.image_shape, **options)
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    options = dict(epochs=3, batch_size=32, seed=0, selection="val_syn_auroc", verbose=0)
+    run = dict(epochs=3, batch_size=32, seed=0, selection="val_syn_auroc", verbose=0)
     whole = build()
-    training.train(whole, data, **options)
+    training.train(whole, data, **run)
     with pytest.raises(KeyboardInterrupt):
-        training.train(build(), data, **options, checkpoint_dir=tmp_path, callbacks=[Interrupt()])
+        training.train(build(), data, **run, checkpoint_dir=tmp_path, callbacks=[Interrupt()])
     resumed = build()
-    result = training.train(resumed, data, **options, checkpoint_dir=tmp_path)
+    result = training.train(resumed, data, **run, checkpoint_dir=tmp_path)
     assert len(result.history.history["loss"]) == 3
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -238,6 +238,17 @@ class AnomalyModel(keras.Model):
     def call(self, images, training=False):
         return self.anomaly_outputs(images)
 
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`; where some player's optimizer averages its weights (`use_ema`), an
+        `AverageWeights` callback goes first, so every epoch ends with the averaged weights in place."""
+        from anomzoo.callbacks import AverageWeights  # here: callbacks imports the validation module
+
+        callbacks = list(callbacks or [])
+        averaging = any(o.use_ema for o in getattr(self, "player_optimizers", {}).values())
+        if averaging and not any(isinstance(c, AverageWeights) for c in callbacks):
+            callbacks.insert(0, AverageWeights())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, with numpy / tensor images checked against the inference contract
         (see `check_images`); datasets and generators pass through unchecked."""
