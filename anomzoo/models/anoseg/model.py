@@ -43,7 +43,7 @@ class AnoSeg(AnomalyModel):
     rectangle, or "blob", DRAEM-style irregular regions blended at an opacity drawn from
     synthesis_opacity_range (`BlobPaste`; a deviation from the paper, for small low-contrast defects).
 
-    weight_averaging: None (the paper) or a momentum (e.g. 0.99): the generators' weights are replaced
+    weight_averaging: None (the paper) or a momentum (0.9 in `lite`): the generators' weights are replaced
     by their exponential moving average at every epoch's end, against maps that swing from epoch to
     epoch (a deviation from the paper when set).
 
@@ -154,15 +154,11 @@ class AnoSeg(AnomalyModel):
         generators' optimizers keep a moving average of their weights at that momentum, swapped in at
         every epoch's end (`callbacks.AverageWeights`)."""
         d_rate = self.discriminator_learning_rate or self.learning_rate
-        optimizers = {}
-        for player in (p for stage in self.stages for p in stage.players):
-            if player.endswith("d"):
-                optimizers[player] = FusedAdam(d_rate, beta_1=0.5, beta_2=0.999)
-            else:
-                averaging = {} if self.weight_averaging is None else {"use_ema": True,
-                                                                       "ema_momentum": float(self.weight_averaging)}
-                optimizers[player] = FusedAdam(self.learning_rate, beta_1=0.5, beta_2=0.999, **averaging)
-        return optimizers
+        averaging = {} if self.weight_averaging is None else {"use_ema": True,
+                                                               "ema_momentum": float(self.weight_averaging)}
+        return {player: FusedAdam(d_rate, beta_1=0.5, beta_2=0.999) if player.endswith("d")
+                else FusedAdam(self.learning_rate, beta_1=0.5, beta_2=0.999, **averaging)
+                for stage in self.stages for player in stage.players}
 
     # -- synthetic anomalies --------------------------------------------------------------------
 
