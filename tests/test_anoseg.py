@@ -109,7 +109,7 @@ def test_synthesis_min_change_keeps_only_visible_changes_as_targets():
         build_model("anoseg", "tiny", synthesis_min_change=-0.1)
 
 
-def test_blob_synthesis_trains_and_selects_on_blobs():
+def test_blob_synthesis_makes_blob_targets_and_a_blob_selection_set():
     model = build_model("anoseg", "tiny", synthesis_region="blob", synthesis_area_range=(0.01, 0.05),
                         synthesis_opacity_range=(0.5, 0.5), synthesis_min_change=0.05)
     rebuilt = AnoSeg.from_config(model.get_config())

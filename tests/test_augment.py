@@ -191,7 +191,7 @@ def test_boxfill_zeros_and_already_zero_pixels(batch):
     assert not mask[:, :, :16].any()
 
 
-def test_blobpaste_area_opacity_and_texture_from_elsewhere(batch):
+def test_blobpaste_area_opacity_and_texture_from_elsewhere():
     x = np.random.default_rng(1).random((8, 64, 64, 3)).astype("float32")
     image, mask = _np(BlobPaste(seed=0, area_range=(0.01, 0.01), opacity_range=(1.0, 1.0))(x))
     # random pixels: every pixel of the region changes, so the mask is the region, of the asked area
