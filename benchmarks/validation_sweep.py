@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from anomzoo import provenance, training
+from anomzoo.augment.synth import REGIONS
 from anomzoo.data import load_dataset
 from anomzoo.files import write_json
 from anomzoo.models import build_model, canonical_name
@@ -73,7 +74,7 @@ def main(argv=None):
     parser.add_argument("--extra-validation", nargs=2, type=float, action="append", default=[], metavar=("LO", "HI"),
                         help="area range of an extra synthetic validation set scored every epoch")
     parser.add_argument("--extra-repeats", type=int, default=4)
-    parser.add_argument("--extra-region", action="append", choices=("box", "blob"), default=[],
+    parser.add_argument("--extra-region", action="append", choices=REGIONS, default=[],
                         help="synthesiser region of the extra sets (repeatable; default box)")
     parser.add_argument("--extra-min-change", type=float, default=0.0,
                         help="the extra sets mark only pixels changed by more than this (AnoSeg's synthesis_min_change)")

@@ -127,8 +127,9 @@ def deserialize_layer(obj):
 
 
 class BoxLayer(keras.layers.Layer):
-    """What CutPaste and BoxFill share: a seeded random box per image (area and aspect ranges),
-    an optional `augment` layer, and an (image, mask) output."""
+    """What CutPaste, BlobPaste and BoxFill share: a seeded random region per image (area and
+    aspect ranges), an optional `augment` layer, and an (image, mask) output. A subclass defines
+    `paste(images, source)`; BoxFill, whose fill is not always a source image, has its own `call`."""
 
     def __init__(self, seed=None, area_range=(0.02, 0.15), aspect_range=(0.3, 3.3), augment=None, **kwargs):
         super().__init__(**kwargs)
@@ -142,6 +143,15 @@ class BoxLayer(keras.layers.Layer):
         if self.augment is not None and not self.augment.built:
             self.augment.build(input_shape)
         self.built = True
+
+    def paste(self, images, source):
+        """(image, mask): a region of `source` (the images, or their augmented copy) put into `images`."""
+        raise NotImplementedError
+
+    def call(self, images):
+        x, single = to_batch(ops.cast(images, self.compute_dtype))
+        source = x if self.augment is None else ops.cast(self.augment(x), self.compute_dtype)
+        return from_batch(self.paste(x, source), single)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape), tuple(input_shape[:-1]) + (1,)

@@ -10,10 +10,8 @@ from ._common import (
     changed_mask,
     check_range,
     coordinate_grids,
-    from_batch,
     gather_pixels,
     static_hwc,
-    to_batch,
 )
 
 #: noise grids (cells per image side) whose mix shapes the blobs: coarse gives round blobs, fine
@@ -78,11 +76,6 @@ class BlobPaste(BoxLayer):
         blended = images + opacity * (texture - images)
         out = ops.where(ops.expand_dims(region, -1), blended, images)
         return out, changed_mask(out, images, region)
-
-    def call(self, images):
-        x, single = to_batch(ops.cast(images, self.compute_dtype))
-        source = x if self.augment is None else ops.cast(self.augment(x), self.compute_dtype)
-        return from_batch(self.paste(x, source), single)
 
     def get_config(self):
         return {**super().get_config(), "opacity_range": list(self.opacity_range)}

@@ -12,10 +12,8 @@ from ._common import (
     box_sizes,
     changed_mask,
     coordinate_grids,
-    from_batch,
     gather_pixels,
     static_hwc,
-    to_batch,
 )
 
 
@@ -52,8 +50,3 @@ class CutPaste(BoxLayer):
         patch = gather_pixels(source, ys + shift_y, xs + shift_x)
         out = ops.where(ops.expand_dims(region, -1), patch, images)
         return out, changed_mask(out, images, region)
-
-    def call(self, images):
-        x, single = to_batch(ops.cast(images, self.compute_dtype))
-        source = x if self.augment is None else ops.cast(self.augment(x), self.compute_dtype)
-        return from_batch(self.paste(x, source), single)
