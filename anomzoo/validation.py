@@ -40,7 +40,7 @@ class SyntheticValidation:
 
 
 def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, area_range=(0.02, 0.15),
-                             min_change=0.0, region="box", opacity_range=(0.3, 1.0)):
+                             min_change=0.0, region="box", opacity_range=(0.3, 1.0), foreground_threshold=None):
     """The validation set made from `images` ((N, H, W, C) uint8 normal images, held out from training).
 
     At most `max_normal` of them are used (a seeded choice), each with one synthetic anomaly; an
@@ -49,7 +49,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
     how a model does on smaller or larger anomalies). min_change: a pixel of an anomaly is marked only
     where some channel changed by more than this (AnoSeg's `synthesis_min_change`); 0 marks every
     pixel the synthesiser touched. region, opacity_range: the synthesiser's ("box": CutPaste
-    rectangles; "blob": irregular regions blended at an opacity in opacity_range).
+    rectangles; "blob": irregular regions blended at an opacity in opacity_range), foreground_threshold
+    (None: anywhere; a value: on the object, as `anomzoo.augment.foreground_mask` estimates it).
     """
     from anomzoo.augment import AnomalySynthesizer
 
@@ -61,7 +62,8 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_normal, replace=False))]
     normal = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
     synthesizer = AnomalySynthesizer(seed=seed, mode=mode, area_range=area_range, min_change=min_change,
-                                     region=region, opacity_range=opacity_range)
+                                     region=region, opacity_range=opacity_range,
+                                     foreground_threshold=foreground_threshold)
     anomalies, masks = (np.asarray(t) for t in synthesizer(normal))
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
     return SyntheticValidation(

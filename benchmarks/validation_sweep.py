@@ -12,6 +12,7 @@ another anomaly): how a variant does on anomalies smaller or larger than those i
 `--extra-region blob` makes those sets' anomalies with AnomalySynthesizer's "blob" regions instead of
 CutPaste boxes (labels then start with "blob_"): how a variant does on a kind of anomaly it was not
 trained on. `--extra-min-change` marks only the pixels of those anomalies that changed visibly.
+`--extra-foreground T` puts them on the object (`foreground_mask(images, T)`; labels end with "_fg").
 
 Results: results/<model>_validation_sweep.json (one entry per variant, with provenance).
 """
@@ -78,15 +79,19 @@ def main(argv=None):
                         help="synthesiser region of the extra sets (repeatable; default box)")
     parser.add_argument("--extra-min-change", type=float, default=0.0,
                         help="the extra sets mark only pixels changed by more than this (AnoSeg's synthesis_min_change)")
+    parser.add_argument("--extra-foreground", type=float, default=None,
+                        help="the extra sets' anomalies lie on the object (AnoSeg's synthesis_foreground)")
     args = parser.parse_args(argv)
     name = canonical_name(args.model)
     command = "python benchmarks/validation_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     path = HERE / "results" / f"{name}_validation_sweep.json"
     data = load_dataset(args.dataset, image_size=args.image_size, seed=args.seed)
     repeated = np.repeat(data.validation.images, args.extra_repeats, axis=0)
-    extra_sets = {f"{'' if region == 'box' else region + '_'}area_{lo:g}_{hi:g}":
+    on_object = "" if args.extra_foreground is None else "_fg"
+    extra_sets = {f"{'' if region == 'box' else region + '_'}area_{lo:g}_{hi:g}{on_object}":
                   synthetic_validation_set(repeated, seed=args.seed, area_range=(lo, hi), max_normal=len(repeated),
-                                           region=region, min_change=args.extra_min_change)
+                                           region=region, min_change=args.extra_min_change,
+                                           foreground_threshold=args.extra_foreground)
                   for lo, hi in args.extra_validation for region in (args.extra_region or ["box"])}
     for variant in args.variant:
         options = json.loads(variant)

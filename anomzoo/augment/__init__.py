@@ -12,6 +12,7 @@ from .blobpaste import BlobPaste
 from .boxfill import BoxFill
 from .color import DEFAULT_JITTER, HardColorJitter
 from .cutpaste import CutPaste
+from .foreground import foreground_mask
 from .hard import HardAugment
 from .perm import RandomPatchPermutation, permute_patches
 from .rotate import RandomRotate90, rotate90
@@ -27,6 +28,7 @@ __all__ = [
     "HardColorJitter",
     "RandomPatchPermutation",
     "RandomRotate90",
+    "foreground_mask",
     "permute_patches",
     "rotate90",
 ]

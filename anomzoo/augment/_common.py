@@ -116,6 +116,16 @@ def gather_pixels(images, src_y, src_x):
     return ops.reshape(ops.take(flat, flat_index, axis=0), (-1, height, width, channels))
 
 
+def random_pixel(allowed, seed_generator):
+    """(B,) int32 flat index (y * W + x) of a pixel drawn uniformly among each image's allowed ones.
+
+    allowed: (B, H, W) bool with at least one true pixel per image.
+    """
+    flat = ops.reshape(ops.cast(allowed, "float32"), (ops.shape(allowed)[0], -1))
+    logits = ops.where(flat > 0, 0.0, -1e9)
+    return ops.cast(keras.random.categorical(logits, 1, seed=seed_generator)[:, 0], "int32")
+
+
 def serialize_layer(layer):
     return None if layer is None else keras.saving.serialize_keras_object(layer)
 
@@ -144,8 +154,9 @@ class BoxLayer(keras.layers.Layer):
             self.augment.build(input_shape)
         self.built = True
 
-    def paste(self, images, source):
-        """(image, mask): a region of `source` (the images, or their augmented copy) put into `images`."""
+    def paste(self, images, source, allowed=None):
+        """(image, mask): a region of `source` (the images, or their augmented copy) put into `images`,
+        changing only pixels where `allowed` ((B, H, W) bool, optional) is true."""
         raise NotImplementedError
 
     def call(self, images):

@@ -45,26 +45,36 @@ class BlobPaste(BoxLayer):
         super().__init__(seed=seed, area_range=area_range, **kwargs)
         self.opacity_range = check_range("opacity_range", opacity_range, 0.0, 1.0)
 
-    def region(self, batch, height: int, width: int, u_area, u_mix):
-        """(B, H, W) bool: each image's noise field above its (1 - area) quantile."""
+    def region(self, batch, height: int, width: int, u_area, u_mix, allowed=None):
+        """(B, H, W) bool: each image's noise field above its (1 - area) quantile; with `allowed`
+        ((B, H, W) bool) the field is lowered outside it, so the blob lies on allowed pixels as far
+        as they reach the asked area."""
         fields = []
         for grid in NOISE_GRIDS:
             coarse = keras.random.normal((batch, grid + 1, grid + 1, 1), seed=self.seed_generator)
             fields.append(ops.image.resize(coarse, (height, width), interpolation="bilinear"))
         mix = ops.reshape(u_mix, (-1, 1, 1, 1))
-        noise = ops.reshape(mix * fields[0] + (1.0 - mix) * fields[1], (batch, height * width))
+        noise = mix * fields[0] + (1.0 - mix) * fields[1]
+        if allowed is not None:
+            noise = ops.where(ops.expand_dims(allowed, -1), noise, noise - 1e3)
+        noise = ops.reshape(noise, (batch, height * width))
         lo, hi = self.area_range
         area = lo + (hi - lo) * u_area
         rank = ops.cast(ops.clip(ops.round((1.0 - area) * (height * width)), 0, height * width - 1), "int32")
         threshold = ops.take_along_axis(ops.sort(noise, axis=-1), ops.expand_dims(rank, -1), axis=-1)
         return ops.reshape(noise >= threshold, (batch, height, width))
 
-    def paste(self, images, source):
-        """Blend a blob of `source` (same shape as images, shifted) into `images`; returns (image, mask)."""
+    def paste(self, images, source, allowed=None):
+        """Blend a blob of `source` (same shape as images, shifted) into `images`; returns (image, mask).
+
+        allowed: optional (B, H, W) bool (e.g. `foreground_mask`): only allowed pixels change.
+        """
         height, width, _ = static_hwc(images.shape, type(self).__name__)
         batch = ops.shape(images)[0]
         u = keras.random.uniform((batch, 5), seed=self.seed_generator)
-        region = self.region(batch, height, width, u[:, 0], u[:, 1])
+        region = self.region(batch, height, width, u[:, 0], u[:, 1], allowed)
+        if allowed is not None:
+            region = ops.logical_and(region, allowed)
         # The texture comes from a random other place: shifts of at least a quarter of the image.
         shift_y = ops.cast((0.25 + 0.5 * u[:, 2]) * height, "int32")
         shift_x = ops.cast((0.25 + 0.5 * u[:, 3]) * width, "int32")

@@ -13,6 +13,7 @@ from ._common import (
     changed_mask,
     coordinate_grids,
     gather_pixels,
+    random_pixel,
     static_hwc,
 )
 
@@ -36,14 +37,25 @@ class CutPaste(BoxLayer):
     empty). Input (B, H, W, C) or one (H, W, C) image. Deterministic given `seed`.
     """
 
-    def paste(self, images, source):
-        """Paste a box of `source` (same shape as images) into `images`; returns (image, mask)."""
+    def paste(self, images, source, allowed=None):
+        """Paste a box of `source` (same shape as images) into `images`; returns (image, mask).
+
+        allowed: optional (B, H, W) bool (e.g. `foreground_mask`): the box is centred on a random
+        allowed pixel and only its allowed pixels change.
+        """
         height, width, _ = static_hwc(images.shape, type(self).__name__)
         u = keras.random.uniform((ops.shape(images)[0], 6), seed=self.seed_generator)
         h, w = box_sizes(u[:, 0], u[:, 1], height, width, self.area_range, self.aspect_range)
         src_top, src_left = box_offsets(u[:, 2], h, height), box_offsets(u[:, 3], w, width)
-        dst_top, dst_left = box_offsets(u[:, 4], h, height), box_offsets(u[:, 5], w, width)
+        if allowed is None:
+            dst_top, dst_left = box_offsets(u[:, 4], h, height), box_offsets(u[:, 5], w, width)
+        else:
+            centre = random_pixel(allowed, self.seed_generator)
+            dst_top = ops.clip(centre // width - h // 2, 0, height - h)
+            dst_left = ops.clip(centre % width - w // 2, 0, width - w)
         region = box_region(dst_top, dst_left, h, w, height, width)
+        if allowed is not None:
+            region = ops.logical_and(region, allowed)
         ys, xs = coordinate_grids(height, width)
         shift_y = ops.reshape(src_top - dst_top, (-1, 1, 1))
         shift_x = ops.reshape(src_left - dst_left, (-1, 1, 1))

@@ -9,6 +9,7 @@ from ._common import changed_mask, from_batch, static_hwc, sub_seed, to_batch
 from .blobpaste import BlobPaste
 from .boxfill import BoxFill
 from .cutpaste import CutPaste
+from .foreground import foreground_mask
 from .hard import HardAugment
 
 MODES = ("anoseg", "attention")
@@ -44,6 +45,10 @@ class AnomalySynthesizer(keras.layers.Layer):
     nothing changed. min_change > 0 narrows it to where some channel changed by more than that
     (AnoSeg's `synthesis_min_change`: a dark patch on a dark region changes pixels by a few
     1/255ths, and marking those invisible changes teaches a map to flag dark normal regions).
+    foreground_threshold (mode "anoseg" only): None lets anomalies land anywhere (the papers); a
+    value puts them on the object, as `foreground_mask(images, foreground_threshold)` estimates it
+    (boxes centred on and clipped to it, blobs drawn inside it): an industrial part's defects lie
+    on the part, while most of a centred object's image is background.
     Input (B, H, W, C) float in [0, 1] or one (H, W, C) image; images must be
     square and divisible by `grid` while rotation / perm are on. Deterministic given `seed`.
     """
@@ -62,6 +67,7 @@ class AnomalySynthesizer(keras.layers.Layer):
         min_change: float = 0.0,
         region: str = "box",
         opacity_range=(0.3, 1.0),
+        foreground_threshold: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,6 +82,9 @@ class AnomalySynthesizer(keras.layers.Layer):
             raise ValueError(f"region must be one of {REGIONS} ('blob' in mode 'anoseg' only), got {region!r}")
         if not 0.0 <= float(min_change) < 1.0:
             raise ValueError(f"min_change must be in [0, 1), got {min_change}")
+        if foreground_threshold is not None and (mode != "anoseg" or not 0.0 <= float(foreground_threshold) < 1.0):
+            raise ValueError("foreground_threshold must be None or in [0, 1) (in mode 'anoseg' only), "
+                             f"got {foreground_threshold!r} in mode {mode!r}")
         self.seed = seed
         self.mode = mode
         self.area_range = tuple(float(v) for v in area_range)
@@ -88,6 +97,7 @@ class AnomalySynthesizer(keras.layers.Layer):
         self.min_change = float(min_change)
         self.region = region
         self.opacity_range = tuple(float(v) for v in opacity_range)
+        self.foreground_threshold = None if foreground_threshold is None else float(foreground_threshold)
         resolved_force = (mode == "attention") if force_one is None else bool(force_one)
         self.hard = HardAugment(seed=sub_seed(seed, 1), p=self.p, grid=self.grid, force_one=resolved_force,
                                 **{name: name in operations for name in OPERATIONS})
@@ -119,7 +129,8 @@ class AnomalySynthesizer(keras.layers.Layer):
         static_hwc(x.shape, type(self).__name__)
         augmented = ops.cast(self.hard(x), self.compute_dtype)
         if self.mode == "anoseg":
-            out, mask = self.region_layer.paste(x, augmented)
+            allowed = None if self.foreground_threshold is None else foreground_mask(x, self.foreground_threshold)
+            out, mask = self.region_layer.paste(x, augmented, allowed)
         else:
             out, mask = self.region_layer.fill_box(x, augmented)
             if self.full_image_prob > 0.0:
@@ -149,4 +160,5 @@ class AnomalySynthesizer(keras.layers.Layer):
             "min_change": self.min_change,
             "region": self.region,
             "opacity_range": list(self.opacity_range),
+            "foreground_threshold": self.foreground_threshold,
         }

@@ -42,6 +42,9 @@ class AnoSeg(AnomalyModel):
     rule; a deviation from the paper when > 0). synthesis_region: "box", the paper's CutPaste
     rectangle, or "blob", DRAEM-style irregular regions blended at an opacity drawn from
     synthesis_opacity_range (`BlobPaste`; a deviation from the paper, for small low-contrast defects).
+    synthesis_foreground: None (the paper: anomalies anywhere) or a threshold that puts synthetic
+    anomalies on the object as `anomzoo.augment.foreground_mask` estimates it (a deviation from the
+    paper: on a centred object most of the image is background, where no real defect lies).
 
     weight_averaging: None (the paper) or a momentum (0.9 in `lite`): the generators' weights are replaced
     by their exponential moving average at every epoch's end, against maps that swing from epoch to
@@ -75,6 +78,7 @@ class AnoSeg(AnomalyModel):
         synthesis_min_change=0.0,
         synthesis_region="box",
         synthesis_opacity_range=(0.3, 1.0),
+        synthesis_foreground=None,
         balanced_segmentation=False,
         w_seg=1.0,
         w_re=1.0,
@@ -114,6 +118,7 @@ class AnoSeg(AnomalyModel):
             synthesis_area_range=tuple(float(v) for v in synthesis_area_range),
             synthesis_min_change=float(synthesis_min_change), synthesis_region=synthesis_region,
             synthesis_opacity_range=tuple(float(v) for v in synthesis_opacity_range),
+            synthesis_foreground=None if synthesis_foreground is None else float(synthesis_foreground),
             balanced_segmentation=balanced_segmentation, w_seg=w_seg, w_re=w_re,
             w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
             w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
@@ -166,7 +171,8 @@ class AnoSeg(AnomalyModel):
         # The training synthesiser's settings: selection must not reward what training was told not
         # to learn (flagging invisible changes), nor score anomalies of another kind.
         return {"area_range": self.synthesis_area_range, "min_change": self.synthesis_min_change,
-                "region": self.synthesis_region, "opacity_range": self.synthesis_opacity_range}
+                "region": self.synthesis_region, "opacity_range": self.synthesis_opacity_range,
+                "foreground_threshold": self.synthesis_foreground}
 
     def _synthesize(self, images):
         """(synthetic images, their normal-ness targets 1 - mask, (B,) whether anything changed)."""
