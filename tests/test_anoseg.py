@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from anomzoo import training
+from anomzoo.augment import foreground_mask
 from anomzoo.data import load_dataset
 from anomzoo.layers.coords import CoordinateChannels
 from anomzoo.models import AnoSeg, build_model
@@ -124,11 +125,22 @@ def test_blob_synthesis_makes_blob_targets_and_a_blob_selection_set():
     assert selection.labels.sum() > 0 and selection.masks.mean(axis=(1, 2, 3)).max() <= 0.05 * 1.15
 
 
+def test_foreground_synthesis_reaches_the_synthesiser_and_the_selection_set():
+    model = build_model("anoseg", "tiny", synthesis_foreground=0.1)
+    rebuilt = AnoSeg.from_config(model.get_config())
+    assert rebuilt.synthesis_foreground == 0.1 and rebuilt.synthesizer.foreground_threshold == 0.1
+    assert model.validation_synthesis()["foreground_threshold"] == 0.1
+    images = _digit_batch()  # white digits on black: the digit is the object
+    synthetic, target, _ = (ops.convert_to_numpy(t) for t in model._synthesize(images))
+    on_object = ops.convert_to_numpy(foreground_mask(images, 0.1))
+    assert (target[..., 0] == 0).any() and not np.any(synthetic != images, axis=-1)[~on_object].any()
+
+
 def test_the_selection_set_marks_only_the_changes_the_model_learns_as_anomalous():
     images = (_digit_batch()[:32] * 255).astype("uint8")
     model = build_model("anoseg", "tiny", synthesis_min_change=0.2)
     assert model.validation_synthesis() == {"area_range": (0.02, 0.15), "min_change": 0.2, "region": "box",
-                                            "opacity_range": (0.3, 1.0)}
+                                            "opacity_range": (0.3, 1.0), "foreground_threshold": None}
     every_change = synthetic_validation_set(images, seed=0)
     visible = synthetic_validation_set(images, seed=0, **model.validation_synthesis())
     assert len(every_change) == 64  # every digit got an anomaly: anomaly j was made from normal image j

@@ -15,6 +15,7 @@ from anomzoo.augment import (  # noqa: E402
     HardColorJitter,
     RandomPatchPermutation,
     RandomRotate90,
+    foreground_mask,
     permute_patches,
     rotate90,
 )
@@ -30,8 +31,9 @@ FACTORIES = {
     "synth_attention": lambda s: AnomalySynthesizer(seed=s, mode="attention", full_image_prob=0.25),
     "blobpaste": lambda s: BlobPaste(seed=s, augment=HardAugment(seed=s + 100)),
     "synth_blob": lambda s: AnomalySynthesizer(seed=s, region="blob", min_change=0.05),
+    "synth_fg": lambda s: AnomalySynthesizer(seed=s, foreground_threshold=0.03),
 }
-PAIRED = {"cutpaste", "boxfill", "synth_anoseg", "synth_attention", "blobpaste", "synth_blob"}  # return (image, mask)
+PAIRED = {"cutpaste", "boxfill", "synth_anoseg", "synth_attention", "blobpaste", "synth_blob", "synth_fg"}  # return (image, mask)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +229,29 @@ def test_synthesizer_on_real_image(tire_root):
         image, mask = _np(AnomalySynthesizer(seed=5, **options)(x))
         np.testing.assert_array_equal(mask[..., 0] == 1, np.any(image != x, axis=-1))
         assert mask.sum() > 0 and image.min() >= 0.0 and image.max() <= 1.0
+
+
+def test_foreground_prior_puts_anomalies_on_the_object(tire_root):
+    from anomzoo.data import load_dataset
+
+    x = load_dataset(tire_root, image_size=64, seed=0).train.images[:16].astype("float32") / 255.0
+    foreground = np.asarray(foreground_mask(x, 0.03))
+    # the tire covers about a third of each image; the border, plain background, is never foreground
+    assert np.all((foreground.mean(axis=(1, 2)) > 0.2) & (foreground.mean(axis=(1, 2)) < 0.5))
+    assert not foreground[:, [0, -1]].any() and not foreground[:, :, [0, -1]].any()
+    for region in ("box", "blob"):
+        image, mask = _np(AnomalySynthesizer(seed=3, region=region, foreground_threshold=0.03)(x))
+        changed = np.any(image != x, axis=-1)
+        np.testing.assert_array_equal(mask[..., 0] == 1, changed)
+        assert not changed[~foreground].any()  # nothing pasted on the background
+        assert (mask.reshape(16, -1).sum(axis=1) > 0).mean() >= 0.75  # and most images got an anomaly
+    # a plain image has no object to find: the whole image is then allowed, as without the prior
+    plain = np.full((2, 32, 32, 3), 0.4, "float32")
+    assert np.asarray(foreground_mask(plain, 0.03)).all()
+    with pytest.raises(ValueError, match="foreground_threshold"):
+        AnomalySynthesizer(mode="attention", foreground_threshold=0.03)
+    with pytest.raises(ValueError, match="foreground_threshold"):
+        AnomalySynthesizer(foreground_threshold=1.5)
 
 
 def test_bad_arguments():
