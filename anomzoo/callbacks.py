@@ -52,8 +52,9 @@ class AverageWeights(keras.callbacks.Callback):
 
 
 class SelectOnValidation(keras.callbacks.Callback):
-    """Score the model on a `SyntheticValidation` set after every epoch, log the scores (as
-    `val_syn_image_auroc`, `val_syn_pixel_auroc`, `val_syn_auroc`, visible to ModelCheckpoint,
+    """Score the model on a `ValidationSet` after every epoch, log the scores (as
+    `val_syn_image_auroc`, `val_syn_pixel_auroc`, `val_syn_auroc`, or `val_real_...` on real
+    anomalies, visible to ModelCheckpoint,
     EarlyStopping and CSVLogger), and keep the weights of the best epoch of each stage by `monitor`.
 
     With a `StageSchedule` (given here, and placed after this callback), the best weights of a
@@ -121,9 +122,11 @@ class SelectOnValidation(keras.callbacks.Callback):
                           "weights": self.model.get_weights()}
 
     def _monitor(self):
-        """The metric judging the current stage: the stage's own under the combined rule."""
-        if self.monitor == "val_syn_auroc":
-            return self.model.stage.selection_metric or self.monitor
+        """The metric judging the current stage: the stage's own under the combined rule (a stage
+        names it on synthetic anomalies, "val_syn_..."; on a real set the same metric is "val_real_...")."""
+        combined = f"val_{self.validation.kind}_auroc"
+        if self.monitor == combined and self.model.stage.selection_metric:
+            return self.model.stage.selection_metric.replace("val_syn_", f"val_{self.validation.kind}_")
         return self.monitor
 
     def _stage_weight_ids(self):

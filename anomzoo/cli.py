@@ -15,6 +15,16 @@ def _class(value):
     return int(value) if value.isdigit() else value
 
 
+def _fraction(value):
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {value!r}")
+    return number
+
+
 def _positive_int(value):
     number = _int(value)
     if number < 1:
@@ -48,6 +58,10 @@ def _add_dataset_options(parser, default_dataset):
     parser.add_argument("--image-size", type=_positive_int, help="square side to resize to (default: 32, MVTec 256)")
     parser.add_argument("--data-dir", help="where local MNIST / Fashion-MNIST / CIFAR-10 copies live "
                                            "(default: $ANOMZOO_DATA_DIR; else keras.datasets, online)")
+    parser.add_argument("--labelled-validation", type=_fraction, metavar="F",
+                        help="this fraction of each test defect type (and of the good test images; a fixed draw) "
+                             "moves, with its masks, into a labelled validation split for the val_real_* selection "
+                             "rules; the test metrics are on the rest (give the same F to evaluate a run on that rest)")
     # 16, not the paper's 64: on datasets of a few hundred images (digits, an MVTec category) a
     # batch of 64 leaves too few steps for BatchNorm's running statistics to settle.
     parser.add_argument("--batch-size", type=_positive_int, default=16)
@@ -59,7 +73,8 @@ def _add_dataset_options(parser, default_dataset):
 def _dataset_options(args):
     options = {"category": args.category, "normal_class": args.normal_class,
                "anomalous_class": args.anomalous_class, "image_size": args.image_size, "data_dir": args.data_dir,
-               "weak_fraction": getattr(args, "weak_fraction", None)}  # train only
+               "weak_fraction": getattr(args, "weak_fraction", None),  # train only
+               "labelled_validation_fraction": getattr(args, "labelled_validation", None)}
     return {k: v for k, v in options.items() if v is not None}
 
 

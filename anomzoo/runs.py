@@ -98,8 +98,17 @@ def dataset_facts(dataset, dataset_name):
         "target": dataset.target,
         "image_size": list(dataset.image_shape),
         "split_sizes": {"train": len(dataset.train), "validation": len(dataset.validation),
-                        "test": len(dataset.test), "test_anomalous": int(dataset.test.labels.sum())},
+                        "test": len(dataset.test), "test_anomalous": int(dataset.test.labels.sum()),
+                        **labelled_validation_sizes(dataset)},
     }
+
+
+def labelled_validation_sizes(dataset):
+    """The labelled validation split's counts, when there is one (its images left the test split)."""
+    labelled = dataset.labelled_validation
+    if labelled is None:
+        return {}
+    return {"labelled_validation": len(labelled), "labelled_validation_anomalous": int(labelled.labels.sum())}
 
 
 def train_request(model_name, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,

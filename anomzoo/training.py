@@ -17,7 +17,7 @@ import numpy as np
 from anomzoo.callbacks import SelectOnValidation, StageSchedule
 from anomzoo.checkpoint import EpochCheckpoint, read_checkpoint, restore_checkpoint
 from anomzoo.data import make_pipeline, steps_per_epoch
-from anomzoo.validation import RULES, synthetic_validation_set
+from anomzoo.validation import RULES, labelled_validation_set, synthetic_validation_set, uses_real_anomalies
 
 
 @dataclasses.dataclass
@@ -84,9 +84,9 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     schedule = StageSchedule(stage_epochs)
     selector = None
     if selection != "last":
-        selector = SelectOnValidation(synthetic_validation_set(dataset.validation.images, seed=seed,
-                                                               **model.validation_synthesis()),
-                                      monitor=selection, schedule=schedule, batch_size=batch_size)
+        validation = (labelled_validation_set(dataset) if uses_real_anomalies(selection) else
+                      synthetic_validation_set(dataset.validation.images, seed=seed, **model.validation_synthesis()))
+        selector = SelectOnValidation(validation, monitor=selection, schedule=schedule, batch_size=batch_size)
     state = read_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     first_epoch = 0
     if state is not None:

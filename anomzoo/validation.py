@@ -1,9 +1,10 @@
-"""Honest model selection: a fixed validation set of held-out normal images and synthetic anomalies.
+"""Honest model selection: a fixed validation set of held-out normal images and anomalies.
 
 No test image is ever seen before the final evaluation, so the checkpoint a run keeps is chosen on
 this set: the validation split's normal images plus one synthetic anomaly made from each of them
-(AnomalySynthesizer, seeded, with its exact mask). The set is made once per run, so every epoch is
-scored on the same images.
+(AnomalySynthesizer, seeded, with its exact mask), or, where the user has a few labelled defects
+(`load_dataset(labelled_validation_fraction=...)`), those real anomalies. The set is made once per
+run, so every epoch is scored on the same images.
 """
 
 from __future__ import annotations
@@ -24,16 +25,30 @@ RULES = {
                            "(held-out normal images + seeded synthetic anomalies of them; no test data)",
     "val_syn_pixel_auroc": "epoch of each stage with the best pixel AUROC on the validation set "
                            "(held-out normal images + seeded synthetic anomalies of them; no test data)",
+    "val_real_auroc": "as val_syn_auroc, on the labelled validation split instead: held-out normal images + "
+                      "real anomalous images with masks, taken out of the test split (the test metrics are on "
+                      "the rest)",
+    "val_real_image_auroc": "epoch of each stage with the best image AUROC on the labelled validation split",
+    "val_real_pixel_auroc": "epoch of each stage with the best pixel AUROC on the labelled validation split",
 }
 
 
+def uses_real_anomalies(rule: str) -> bool:
+    """Whether a selection rule scores the labelled validation split (real anomalies)."""
+    return rule.startswith("val_real_")
+
+
 @dataclasses.dataclass(frozen=True)
-class SyntheticValidation:
-    """images (N, H, W, C) float32 in [0, 1]; labels (N,) 0 normal / 1 synthetic; masks (N, H, W, 1)."""
+class ValidationSet:
+    """images (N, H, W, C) float32 in [0, 1]; labels (N,) 0 normal / 1 anomalous; masks (N, H, W, 1).
+
+    kind: "syn" (synthetic anomalies) or "real" (labelled ones); it names the metrics ("val_syn_...").
+    """
 
     images: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
+    kind: str = "syn"
 
     def __len__(self):
         return int(self.images.shape[0])
@@ -66,18 +81,32 @@ def synthetic_validation_set(images, *, seed=0, mode="anoseg", max_normal=256, a
                                      foreground_threshold=foreground_threshold)
     anomalies, masks = (np.asarray(t) for t in synthesizer(normal))
     changed = masks.reshape(len(masks), -1).max(axis=1) > 0
-    return SyntheticValidation(
+    return ValidationSet(
         images=np.concatenate([normal, anomalies[changed]]),
         labels=np.concatenate([np.zeros(len(normal), np.int32), np.ones(int(changed.sum()), np.int32)]),
         masks=np.concatenate([np.zeros_like(masks), masks[changed]]).astype("float32"),
     )
 
 
+def labelled_validation_set(dataset):
+    """The validation split's normal images plus the labelled validation split (real anomalies, masks)."""
+    labelled = dataset.labelled_validation
+    if labelled is None or not np.any(labelled.labels == 1):
+        raise ValueError("the 'val_real_*' selection rules need a labelled validation split with anomalies: "
+                         "load the data with labelled_validation_fraction (CLI: --labelled-validation F)")
+    normal = dataset.validation
+    images = np.concatenate([normal.images, labelled.images]).astype("float32") / 255.0
+    masks = np.concatenate([np.zeros(normal.images.shape[:3] + (1,), np.float32), labelled.masks.astype("float32")])
+    labels = np.concatenate([np.zeros(len(normal), np.int32), labelled.labels.astype(np.int32)])
+    return ValidationSet(images=images, labels=labels, masks=masks, kind="real")
+
+
 def validation_metrics(model, validation, batch_size=32):
-    """{"val_syn_image_auroc", "val_syn_pixel_auroc", "val_syn_auroc" (their mean)} of `model`."""
+    """{"val_K_image_auroc", "val_K_pixel_auroc", "val_K_auroc" (their mean)} of `model`, K the set's kind."""
     outputs = model.predict(validation.images, batch_size=batch_size, verbose=0)
     from anomzoo import metrics  # here, not at the top: the CLI reads RULES without loading scikit-learn
 
     image = metrics.image_auroc(validation.labels, np.asarray(outputs["score"]))
     pixel = metrics.pixel_auroc(validation.masks, np.asarray(outputs["anomaly_map"]))
-    return {"val_syn_image_auroc": image, "val_syn_pixel_auroc": pixel, "val_syn_auroc": 0.5 * (image + pixel)}
+    prefix = f"val_{validation.kind}_"
+    return {f"{prefix}image_auroc": image, f"{prefix}pixel_auroc": pixel, f"{prefix}auroc": 0.5 * (image + pixel)}

@@ -220,8 +220,11 @@ def quality(model, benchmark, args, command):
                     options["data_dir"] = args.data_dir
             if args.weak_fraction:  # CAVGA_w: anomalous test images moved into training (anomzoo.data.weak)
                 options["weak_fraction"] = args.weak_fraction
+            if args.labelled_validation:  # real defects to select on, out of the test split (anomzoo.data.labelled_validation)
+                options["labelled_validation_fraction"] = args.labelled_validation
             variant = options_suffix(args.model_options)
             variant += f"+weak={args.weak_fraction}" if args.weak_fraction else ""
+            variant += f"+labelled={args.labelled_validation}" if args.labelled_validation else ""
             key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
@@ -288,6 +291,9 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--weak-fraction", type=float, help="weakly supervised: this seeded fraction of the "
                         "anomalous test images moves into training (CAVGA_w: 0.02)")
+    parser.add_argument("--labelled-validation", type=float, metavar="F",
+                        help="this fraction of each test defect type moves into a labelled validation split (for "
+                             "the val_real_* selection rules); every model and seed is tested on the same rest")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",

@@ -42,7 +42,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 class ExtraValidation(keras.callbacks.Callback):
-    """Scores the model on each of `sets` ({label: SyntheticValidation}) after every epoch, and the share
+    """Scores the model on each of `sets` ({label: ValidationSet}) after every epoch, and the share
     of the held-out normal images' pixels (`normals`, float32 in [0, 1]) its map flags."""
 
     def __init__(self, sets, normals, batch_size):

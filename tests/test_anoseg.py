@@ -177,6 +177,18 @@ def test_anomaly_map_is_the_complement_of_the_normal_map_and_scores_are_labelled
 def test_each_stage_is_selected_by_what_it_trains():
     model = build_model("anoseg", "tiny")
     assert [s.selection_metric for s in model.stages] == ["val_syn_pixel_auroc", "val_syn_image_auroc"]
+    # on real labelled defects the same metrics judge the stages
+    from anomzoo.callbacks import SelectOnValidation
+    from anomzoo.validation import ValidationSet
+
+    real = ValidationSet(images=None, labels=None, masks=None, kind="real")
+    selector = SelectOnValidation(real, monitor="val_real_auroc")
+    selector.set_model(model)
+    judged = []
+    for stage in ("segmentation", "detector"):
+        model.set_stage(stage)
+        judged.append(selector._monitor())
+    assert judged == ["val_real_pixel_auroc", "val_real_image_auroc"]
 
 
 def test_ablation_switches():

@@ -61,6 +61,7 @@ def test_evaluate_on_an_mvtec_folder_reports_pixel_metrics(digits_run, tire_root
         (["train", "sagan", "--normal-class", "11"], "11"),
         (["evaluate", "/no/such/run", "--dataset", "digits"], "/no/such/run"),
         (["evaluate", "/no/such/run"], "--dataset"),
+        (["train", "sagan", "--selection", "val_real_auroc"], "--labelled-validation"),
     ],
 )
 def test_bad_input_is_a_clear_error(argv, culprit, capsys):
@@ -91,6 +92,26 @@ def test_train_anoseg_both_stages_with_selection_on_the_tire(tire_root, tmp_path
     assert facts["selection"]["rule"] == "val_syn_auroc"
     assert set(facts["selection"]["selected_epochs"]) == {"segmentation", "detector"}
     assert "synthetic anomalies" in facts["selection_rule"]
+
+
+def test_select_on_real_defects_held_out_of_the_test_split(tire_root, tmp_path):
+    run = tmp_path / "run"
+    argv = ["train", "sagan", "--preset", "tiny", "--dataset", str(tire_root), "--image-size", "32", "--epochs", "2",
+            "--selection", "val_real_auroc", "--labelled-validation", "0.25", "--out", str(run)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    facts = metrics["provenance"]
+    assert facts["split_sizes"]["test"] == 84 and facts["split_sizes"]["labelled_validation"] == 28
+    assert facts["selection"]["rule"] == "val_real_auroc" and "labelled validation" in facts["selection_rule"]
+    (selected,) = facts["selection"]["selected_epochs"].values()  # SAGAN's one stage
+    assert selected["epoch"] in (1, 2) and 0.0 <= selected["val_real_auroc"] <= 1.0
+    assert "28 labelled validation images" in (run / "report.md").read_text()
+    # evaluated again with the same fraction, the run is tested on the same 84 images
+    again = tmp_path / "again"
+    assert main(["evaluate", str(run), "--dataset", str(tire_root), "--labelled-validation", "0.25",
+                 "--out", str(again)]) == 0
+    assert json.loads((again / "metrics.json").read_text())["image_auroc"] == pytest.approx(metrics["image_auroc"])
 
 
 def test_wrong_stage_epochs_are_a_clear_error(capsys):

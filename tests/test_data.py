@@ -94,6 +94,26 @@ def test_tire_masks(tire):
     assert all(pathlib.Path(p).is_file() for p in test.paths)
 
 
+def test_labelled_validation_takes_the_same_share_of_each_defect_type_out_of_the_test_split(tire_root):
+    full = load_dataset(tire_root, image_size=32)
+    held = load_dataset(tire_root, image_size=32, labelled_validation_fraction=0.25)
+    labelled, test = held.labelled_validation, held.test
+    assert len(labelled) + len(test) == len(full.test) == 112
+    assert not set(labelled.paths) & set(test.paths)  # no image is both validated and tested on
+    types, counts = np.unique(labelled.defect_types, return_counts=True)
+    assert dict(zip(types.tolist(), counts.tolist())) == {k: round(v / 4) for k, v in TIRE_TEST_COUNTS.items()}
+    for path, mask in zip(labelled.paths, labelled.masks):  # masks travel with their images
+        np.testing.assert_array_equal(mask, full.test.masks[list(full.test.paths).index(path)])
+    # the draw does not follow the training seed: every run is tested on the same images
+    other_seed = load_dataset(tire_root, image_size=32, labelled_validation_fraction=0.25, seed=3)
+    np.testing.assert_array_equal(other_seed.test.paths, test.paths)
+    assert full.labelled_validation is None
+    with pytest.raises(DatasetError, match="fraction"):
+        load_dataset(tire_root, image_size=32, labelled_validation_fraction=1.0)
+    with pytest.raises(DatasetError, match="masks"):
+        load_dataset("digits", labelled_validation_fraction=0.25)
+
+
 def test_tire_gray_small_via_root_and_category(tire_root):
     ds = load_dataset(tire_root.parent, category="tire", image_size=64, channels=1)
     assert ds.image_shape == (64, 64, 1) and ds.test.masks.shape == (112, 64, 64, 1)

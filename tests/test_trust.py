@@ -200,6 +200,7 @@ def test_the_same_seed_gives_the_same_run(tmp_path):
     (["train", "sagan", "--seed", "-1"], "--seed"),
     (["train", "sagan", "--epochs", "0"], "--epochs"),
     (["train", "sagan", "--image-size", "many"], "--image-size"),
+    (["train", "sagan", "--labelled-validation", "1.5"], "--labelled-validation"),
 ])
 def test_bad_numbers_name_their_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -86,7 +86,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
                  normal_class: int | str | None = None, anomalous_class: int | str | None = None,
                  image_size: int | None = None, channels: int | None = None,
                  data_dir: str | os.PathLike | None = None, validation_fraction: float = 0.1,
-                 seed: int = 0, weak_fraction: float | None = None):
+                 seed: int = 0, weak_fraction: float | None = None,
+                 labelled_validation_fraction: float | None = None):
     """Load a dataset under an anomaly-detection protocol.
 
     Parameters
@@ -108,6 +109,9 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
         (MVTec folders with ``validation/good`` use that folder instead).
     weak_fraction : the weakly supervised setting (CAVGA_w): this seeded fraction of the anomalous
         test images moves into training with label 1 (``anomzoo.data.weak``).
+    labelled_validation_fraction : this seeded fraction of each test defect type (and of the good
+        test images) moves out of the test split into ``labelled_validation``, with masks, for
+        choosing weights on real defects (``anomzoo.data.labelled_validation``).
 
     Returns
     -------
@@ -118,6 +122,14 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     FileNotFoundError : a path that does not exist.
     DatasetError (a ValueError) : an unknown name or class, conflicting arguments, bad data.
     """
+    if labelled_validation_fraction is not None:
+        from anomzoo.data.labelled_validation import hold_out_labelled
+
+        dataset = load_dataset(name_or_path, category=category, normal_class=normal_class,
+                               anomalous_class=anomalous_class, image_size=image_size, channels=channels,
+                               data_dir=data_dir, validation_fraction=validation_fraction, seed=seed,
+                               weak_fraction=weak_fraction)
+        return hold_out_labelled(dataset, labelled_validation_fraction)
     if weak_fraction is not None:
         from anomzoo.data.weak import weakly_supervised
 

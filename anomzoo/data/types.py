@@ -33,7 +33,9 @@ class Split:
 class AnomalyDataset:
     """A train / validation / test triple under one protocol.
 
-    train and validation hold normal images only; test holds both.
+    train and validation hold normal images only; test holds both. labelled_validation, when a
+    loader was asked for it (`anomzoo.data.labelled_validation`), holds real normal and anomalous
+    images with masks, taken out of the test split, for choosing weights.
     protocol: "one_class", "leave_one_class_out" or "mvtec".
     target: the normal class (one_class), the anomalous class (leave_one_class_out) or the
         category (mvtec), as a name.
@@ -45,6 +47,7 @@ class AnomalyDataset:
     train: Split
     validation: Split
     test: Split
+    labelled_validation: Split | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -18,6 +18,8 @@ def write_report(run_dir, results, provenance, dataset, predictions):
     facts = "\n".join(f"- **{k}**: {v}" for k, v in provenance.items())
     counts = f"{len(dataset.train)} train, {len(dataset.validation)} validation, {len(test)} test " \
              f"({int(np.sum(test.labels))} anomalous)"
+    if dataset.labelled_validation is not None:
+        counts += f"; {len(dataset.labelled_validation)} labelled validation images taken out of the test split"
     write_text(run_dir / "report.md", f"""# {provenance.get('model')} on {provenance.get('dataset')} ({provenance.get('target')})
 
 Images: {counts}.
