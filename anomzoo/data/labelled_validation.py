@@ -1,7 +1,7 @@
 """A labelled validation split: a few real defective images, with their masks, to choose weights on.
 
 Synthetic anomalies are a poor guide to which epoch finds a user's real defects (AnoSeg on the tire:
-its selection set scores 0.95 pixel AUROC at epochs whose real-defect score is anywhere in 0.4-0.95).
+its selection set scores 0.95 pixel AUROC at epochs whose real-defect score is anywhere in 0.39-0.95).
 A user with a handful of labelled defects can select on those instead, as anomalib does by default
 (`val_split_mode="from_test"`): a seeded share of the test images, the same share of each defect
 type and of the good ones, moves out of the test split into `labelled_validation`. No image is both
