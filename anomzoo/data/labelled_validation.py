@@ -17,8 +17,7 @@ import dataclasses
 import numpy as np
 
 from anomzoo.data.errors import DatasetError
-from anomzoo.data.types import AnomalyDataset, Split
-from anomzoo.data.weak import _take
+from anomzoo.data.types import AnomalyDataset
 
 
 #: the seed of the draw (see above).
@@ -44,4 +43,4 @@ def hold_out_labelled(dataset: AnomalyDataset, fraction: float) -> AnomalyDatase
             moved.append(rng.choice(members, size=count, replace=False))
     moved = np.sort(np.concatenate(moved))
     kept = np.setdiff1d(np.arange(len(test)), moved)
-    return dataclasses.replace(dataset, test=_take(test, kept), labelled_validation=_take(test, moved))
+    return dataclasses.replace(dataset, test=test.take(kept), labelled_validation=test.take(moved))

@@ -28,6 +28,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def take(self, index: np.ndarray, masks: bool = True) -> "Split":
+        """The images at `index`, with their labels, types, paths and (unless masks=False) masks."""
+        return Split(images=self.images[index], labels=self.labels[index],
+                     masks=self.masks[index] if masks and self.masks is not None else None,
+                     defect_types=self.defect_types[index], paths=self.paths[index])
+
 
 @dataclasses.dataclass(frozen=True)
 class AnomalyDataset:

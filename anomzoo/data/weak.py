@@ -16,12 +16,6 @@ from anomzoo.data.errors import DatasetError
 from anomzoo.data.types import AnomalyDataset, Split
 
 
-def _take(split: Split, index: np.ndarray, masks: bool = True) -> Split:
-    return Split(images=split.images[index], labels=split.labels[index],
-                 masks=split.masks[index] if masks and split.masks is not None else None,
-                 defect_types=split.defect_types[index], paths=split.paths[index])
-
-
 def weakly_supervised(dataset: AnomalyDataset, fraction: float = 0.02, seed: int = 0) -> AnomalyDataset:
     """`dataset` with a seeded `fraction` of its anomalous test images moved into training (label 1).
 
@@ -37,13 +31,13 @@ def weakly_supervised(dataset: AnomalyDataset, fraction: float = 0.02, seed: int
     count = min(max(1, int(round(fraction * anomalous.size))), anomalous.size - 1)
     moved = np.sort(np.random.default_rng(seed).choice(anomalous, size=count, replace=False))
     kept = np.setdiff1d(np.arange(len(dataset.test)), moved)
-    extra = _take(dataset.test, moved, masks=False)
+    extra = dataset.test.take(moved, masks=False)
     train = dataset.train
     joined = Split(images=np.concatenate([train.images, extra.images]),
                    labels=np.concatenate([train.labels, np.ones(count, dtype=np.int32)]).astype(np.int32),
                    masks=None, defect_types=np.concatenate([train.defect_types, extra.defect_types]),
                    paths=np.concatenate([train.paths, extra.paths]))
-    return dataclasses.replace(dataset, train=joined, test=_take(dataset.test, kept))
+    return dataclasses.replace(dataset, train=joined, test=dataset.test.take(kept))
 
 
 def moved_anomalies(dataset: AnomalyDataset) -> list[str]:
