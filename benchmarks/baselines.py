@@ -2,6 +2,7 @@
 
     python benchmarks/baselines.py                       # the tire at 64 and 128 px
     python benchmarks/baselines.py --category PATH --sizes 256
+    python benchmarks/baselines.py --labelled-validation 0.25   # on the test images the val_real_* runs are tested on
 
 On the tire, defects lie on the tire and never on the background, so any map that marks the tire
 scores a high pixel AUROC and PRO without seeing a defect. A model's pixel metrics mean something only
@@ -11,7 +12,8 @@ above these rows. Maps (higher = more anomalous):
 - `per-pixel z-score`: the same divided by the training images' per-pixel standard deviation.
 Only training images are used (no test data, no threshold).
 
-Results go to results/<category>_baselines.{json,md}.
+Results go to results/<category>_baselines.{json,md} (with --labelled-validation F:
+results/<category>_baselines_labelled<F>.{json,md}).
 """
 
 import argparse
@@ -56,10 +58,10 @@ def scores(masks, labels, anomaly_map):
 def markdown(record):
     lines = [f"# {record['category']}: no-learning baselines", "", f"Re-run: `{record['command']}` "
              f"(commit {record['commit'][:10]}, {record['measured']}).", "",
-             "| map | size | pixel AUROC | PRO | iou_best (oracle) | image AUROC, map max | image AUROC, map top-1% |",
-             "|---|---|---|---|---|---|---|"]
+             "| map | size | test images | pixel AUROC | PRO | iou_best (oracle) | image AUROC, map max | image AUROC, map top-1% |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in record["rows"]:
-        lines.append(f"| {row['map']} | {row['image_size']} | {row['pixel_auroc']:.3f} | {row['pro']:.3f} | "
+        lines.append(f"| {row['map']} | {row['image_size']} | {row.get('test_images', '-')} | {row['pixel_auroc']:.3f} | {row['pro']:.3f} | "
                      f"{row['iou_best']:.3f} | {row['image_auroc_map_max']:.3f} | {row['image_auroc_map_top1']:.3f} |")
     lines += ["", __doc__.split("\n\n")[2].strip()]
     return "\n".join(lines) + "\n"
@@ -69,23 +71,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--category", default=str(TIRE), help="an MVTec-layout category folder")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--labelled-validation", type=float, metavar="F",
+                        help="score only the test images left after this labelled validation fraction moves out")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
     rows = []
     for size in args.sizes:
-        data = load_dataset(args.category, image_size=size)
+        data = load_dataset(args.category, image_size=size, labelled_validation_fraction=args.labelled_validation)
         train = data.train.images.astype(np.float32) / 255.0
         test = data.test.images.astype(np.float32) / 255.0
         for name, anomaly_map in baseline_maps(train, test).items():
-            rows.append({"map": name, "image_size": size, **scores(data.test.masks, data.test.labels, anomaly_map)})
+            rows.append({"map": name, "image_size": size, "test_images": len(data.test), **scores(data.test.masks, data.test.labels, anomaly_map)})
             print(rows[-1], flush=True)
     category = pathlib.Path(args.category).name
+    name = f"{category}_baselines" + (f"_labelled{args.labelled_validation:g}" if args.labelled_validation else "")
     record = {"category": category, "data": str(args.category), "rows": rows,
               "command": " ".join(["python benchmarks/baselines.py", *(argv if argv is not None else sys.argv[1:])]),
               "commit": provenance.commit(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = pathlib.Path(args.out or HERE / "results")
-    write_json(os.path.join(out, f"{category}_baselines.json"), record)
-    write_text(os.path.join(out, f"{category}_baselines.md"), markdown(record))
+    write_json(os.path.join(out, f"{name}.json"), record)
+    write_text(os.path.join(out, f"{name}.md"), markdown(record))
 
 
 if __name__ == "__main__":
