@@ -93,8 +93,8 @@ def build_parser():
                        help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
     train.add_argument("--selection", default="last", choices=sorted(RULES),
                        help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
-                            "on held-out normal images + synthetic anomalies (never the test set); "
-                            "default: last")
+                            "on held-out normal images + synthetic anomalies (val_syn_*), or + the real anomalies "
+                            "of --labelled-validation (val_real_*); never the test set; default: last")
     train.add_argument("--resume", action="store_true",
                        help="continue the newest unfinished run of this same command under runs/ (with --out, "
                             "the same command continues that directory's run anyway)")
