@@ -61,7 +61,7 @@ def markdown(record):
              "| map | size | test images | pixel AUROC | PRO | iou_best (oracle) | image AUROC, map max | image AUROC, map top-1% |",
              "|---|---|---|---|---|---|---|---|"]
     for row in record["rows"]:
-        lines.append(f"| {row['map']} | {row['image_size']} | {row.get('test_images', '-')} | {row['pixel_auroc']:.3f} | {row['pro']:.3f} | "
+        lines.append(f"| {row['map']} | {row['image_size']} | {row['test_images']} | {row['pixel_auroc']:.3f} | {row['pro']:.3f} | "
                      f"{row['iou_best']:.3f} | {row['image_auroc_map_max']:.3f} | {row['image_auroc_map_top1']:.3f} |")
     lines += ["", __doc__.split("\n\n")[2].strip()]
     return "\n".join(lines) + "\n"

@@ -122,21 +122,19 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     FileNotFoundError : a path that does not exist.
     DatasetError (a ValueError) : an unknown name or class, conflicting arguments, bad data.
     """
-    if labelled_validation_fraction is not None:
+    if weak_fraction is not None or labelled_validation_fraction is not None:
+        # Both rearrange the plain protocol's splits: load it, then move images (weak labels first).
         from anomzoo.data.labelled_validation import hold_out_labelled
-
-        dataset = load_dataset(name_or_path, category=category, normal_class=normal_class,
-                               anomalous_class=anomalous_class, image_size=image_size, channels=channels,
-                               data_dir=data_dir, validation_fraction=validation_fraction, seed=seed,
-                               weak_fraction=weak_fraction)
-        return hold_out_labelled(dataset, labelled_validation_fraction)
-    if weak_fraction is not None:
         from anomzoo.data.weak import weakly_supervised
 
         dataset = load_dataset(name_or_path, category=category, normal_class=normal_class,
                                anomalous_class=anomalous_class, image_size=image_size, channels=channels,
                                data_dir=data_dir, validation_fraction=validation_fraction, seed=seed)
-        return weakly_supervised(dataset, weak_fraction, seed)
+        if weak_fraction is not None:
+            dataset = weakly_supervised(dataset, weak_fraction, seed)
+        if labelled_validation_fraction is not None:
+            dataset = hold_out_labelled(dataset, labelled_validation_fraction)
+        return dataset
     check_image_options(image_size, channels)
     if isinstance(name_or_path, str) and name_or_path.lower() in DATASETS:
         name = name_or_path.lower()
