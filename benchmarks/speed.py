@@ -7,8 +7,8 @@ measured in the same run.
 
 Contenders are timed in alternating rounds in one process (A, B, A, B, ...), after warm-up, and
 the median round is reported, so that a slower moment of the machine hits both. "plain" builds
-the networks with Keras' own DepthwiseConv2D / Conv2D / BatchNormalization (the layers before
-`anomzoo.layers.fast`) and trains them with Keras' own Adam, "fast" with the drop-in layers and
+the networks with Keras' own DepthwiseConv2D / Conv2D / Conv2DTranspose / BatchNormalization (the
+layers before `anomzoo.layers.fast` and `anomzoo.layers.small_map`) and trains them with Keras' own Adam, "fast" with the drop-in layers and
 the fused Adam (`anomzoo.optimizers.FusedAdam`) the zoo uses now (same variables, same function),
 "xla" the fast layers with the train step compiled by XLA (`compile(jit_compile=True)`), "bf16"
 the fast layers with the model option precision="bfloat16" (mixed precision). FLOPs are
@@ -37,6 +37,8 @@ from anomzoo.files import write_json, write_text  # noqa: E402
 from anomzoo.layers import cbam, dcgan, fast, resnet  # noqa: E402
 from anomzoo.models import build_model  # noqa: E402
 from anomzoo.models.anoseg import networks as anoseg_networks  # noqa: E402
+from anomzoo.models.attention_adgan import networks as attention_networks  # noqa: E402
+from anomzoo.models.cavga import networks as cavga_networks  # noqa: E402
 from anomzoo.models.skip_attention_gan import generator  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -67,6 +69,11 @@ def plain_layers():
              (generator, "PermutedPointwiseConv2D", _plain_pointwise)]
     swaps += [(module, "FusedBatchNormalization", keras.layers.BatchNormalization)
               for module in (generator, cbam, dcgan, resnet, anoseg_networks)]
+    small_map_users = (dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)
+    swaps += [(module, "PatchGradientConv2D", keras.layers.Conv2D) for module in small_map_users]
+    swaps += [(module, "PatchGradientConv2DTranspose", keras.layers.Conv2DTranspose)
+              for module in small_map_users if hasattr(module, "PatchGradientConv2DTranspose")]
+    swaps += [(cavga_networks, "building_keras_convolutions_with_patch_gradients", contextlib.nullcontext)]
     saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
     for module, name, replacement in swaps:
         setattr(module, name, replacement)

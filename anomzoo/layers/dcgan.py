@@ -13,6 +13,7 @@ from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
 from anomzoo.layers.fast import FusedBatchNormalization
+from anomzoo.layers.small_map import PatchGradientConv2D
 
 
 def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="discriminator"):
@@ -26,18 +27,18 @@ def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="disc
     if image_shape[0] != image_shape[1] or size < 8 or 2 ** int(math.log2(size)) != size:
         raise ValueError(f"the DCGAN discriminator needs square images of a power-of-two size >= 8, got {image_shape}")
     inputs = keras.Input(image_shape, name="image")
-    x = layers.Conv2D(base_filters, 4, strides=2, padding="same", use_bias=False, name="conv_0")(inputs)
+    x = PatchGradientConv2D(base_filters, 4, strides=2, padding="same", use_bias=False, name="conv_0")(inputs)
     x = layers.LeakyReLU(0.2)(x)
     filters, size, level = base_filters, size // 2, 1
     while size > 4:
         filters *= 2
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
+        x = PatchGradientConv2D(filters, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
         x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
         x = layers.LeakyReLU(0.2)(x)
         size, level = size // 2, level + 1
-    features = layers.Conv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)
+    features = PatchGradientConv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)
     logits = layers.Reshape((), name="logits")(
-        layers.Conv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
+        PatchGradientConv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
     )
     probability = layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
     return keras.Model(inputs, {"features": features, "logits": logits, "probability": probability}, name=name)

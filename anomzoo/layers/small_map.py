@@ -1,0 +1,141 @@
+"""Convolutions on small feature maps whose kernel gradient is one matrix product.
+
+On maps of a few positions (a 64 px image's 2x2 to 4x4 maps: the end of an encoder, the start of
+a decoder, a discriminator's last layers) oneDNN's kernel-gradient op (Conv2DBackpropFilter) is
+2-4x slower than writing the same sum as a matrix product: the image patches, one row per output
+position, transposed, times the output gradient (`benchmarks/kernel_gradient.py`,
+`results/kernel_gradient.md`). From 8x8 outputs on, oneDNN's op is as fast or faster, so these
+layers take the matrix product only where the map is at most `SMALL_MAP_POSITIONS` positions,
+and only in training (the forward pass is TensorFlow's own either way, so inference and exports
+run the same graph as the parent layer). The input gradient is TensorFlow's own.
+
+The classes keep Keras' class names so that `.keras` files store their weights under the same
+paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, and used, as
+PatchGradientConv2D and PatchGradientConv2DTranspose.
+"""
+
+import contextlib
+
+import keras
+from keras import layers
+
+# Output positions per image (per-image map area) up to which the patch product is used.
+SMALL_MAP_POSITIONS = 16
+
+
+def patch_kernel_gradient(inputs, output_gradient, kernel_shape, strides, padding):
+    """dL/dkernel of conv2d(inputs, kernel): patches (N * positions, kh * kw * C_in)^T @
+    output_gradient (N * positions, C_out), reshaped to the kernel's (kh, kw, C_in, C_out)."""
+    import tensorflow as tf
+
+    kh, kw, c_in, c_out = kernel_shape
+    patches = tf.image.extract_patches(inputs, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], padding)
+    product = tf.matmul(tf.reshape(patches, (-1, kh * kw * c_in)), tf.reshape(output_gradient, (-1, c_out)),
+                        transpose_a=True)
+    return tf.reshape(product, kernel_shape)
+
+
+def conv2d(inputs, kernel, strides, padding):
+    """`tf.nn.conv2d` (NHWC, no dilation) with the kernel gradient as one matrix product.
+    strides: (sh, sw); padding: "SAME" or "VALID"."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def convolve(x, w):
+        def gradient(dy):
+            dx = tf.nn.conv2d_transpose(dy, w, tf.shape(x), strides, padding)  # the input gradient
+            return dx, patch_kernel_gradient(x, dy, w.shape, strides, padding)
+
+        return tf.nn.conv2d(x, w, strides, padding), gradient
+
+    return convolve(inputs, kernel)
+
+
+def conv2d_transpose(inputs, kernel, output_shape, strides, padding):
+    """`tf.nn.conv2d_transpose` (NHWC, no dilation) with the kernel gradient as one matrix product.
+    kernel: (kh, kw, C_out, C_in), Keras' and TensorFlow's layout."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def convolve(x, w):
+        def gradient(dy):
+            # The transposed convolution is the input gradient of conv2d(dy, w): its kernel gradient
+            # is conv2d's, with the roles of the input (dy) and the output gradient (x) swapped.
+            dx = tf.nn.conv2d(dy, w, strides, padding)
+            return dx, patch_kernel_gradient(dy, x, w.shape, strides, padding)
+
+        return tf.nn.conv2d_transpose(x, w, output_shape, strides, padding), gradient
+
+    return convolve(inputs, kernel)
+
+
+def _plain_2d(layer):
+    """The settings the patch product covers: TensorFlow, NHWC, no dilation, no groups."""
+    return (keras.backend.backend() == "tensorflow" and layer.data_format == "channels_last"
+            and tuple(layer.dilation_rate) == (1, 1) and getattr(layer, "groups", 1) == 1)
+
+
+def _kernel(layer):
+    """The layer's kernel as a tensor in its compute dtype: a custom gradient takes tensors, and the
+    read stays on the tape, so the variable gets the kernel gradient."""
+    import tensorflow as tf
+
+    return tf.cast(tf.convert_to_tensor(layer.kernel), layer.compute_dtype)
+
+
+def _small(height, width):
+    return height is not None and width is not None and height * width <= SMALL_MAP_POSITIONS
+
+
+@keras.saving.register_keras_serializable(package="anomzoo", name="PatchGradientConv2D")
+class Conv2D(layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel gradient, in training on an output map of at most
+    `SMALL_MAP_POSITIONS` positions, is one matrix product over image patches."""
+
+    def call(self, inputs, training=None):
+        output_shape = self.compute_output_shape(inputs.shape)
+        if not (training and _plain_2d(self) and _small(*output_shape[1:3])):
+            return super().call(inputs)
+        outputs = conv2d(inputs, _kernel(self), tuple(self.strides), self.padding.upper())
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, self.bias)
+        return outputs if self.activation is None else self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package="anomzoo", name="PatchGradientConv2DTranspose")
+class Conv2DTranspose(layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` ("same" padding) whose kernel gradient, in training on an input
+    map of at most `SMALL_MAP_POSITIONS` positions, is one matrix product over patches of the output
+    gradient."""
+
+    def call(self, inputs, training=None):
+        if not (training and _plain_2d(self) and self.padding == "same" and self.output_padding is None
+                and _small(*inputs.shape[1:3])):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        height, width = inputs.shape[1] * self.strides[0], inputs.shape[2] * self.strides[1]
+        output_shape = tf.stack([tf.shape(inputs)[0], height, width, self.filters])
+        outputs = conv2d_transpose(inputs, _kernel(self), output_shape,
+                                   tuple(self.strides), "SAME")
+        outputs = tf.ensure_shape(outputs, (None, height, width, self.filters))
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, self.bias)
+        return outputs if self.activation is None else self.activation(outputs)
+
+
+PatchGradientConv2D = Conv2D
+PatchGradientConv2DTranspose = Conv2DTranspose
+
+
+@contextlib.contextmanager
+def building_keras_convolutions_with_patch_gradients():
+    """While open, `keras.layers.Conv2D` and `keras.layers.Conv2DTranspose` build this module's
+    layers: for networks that another library builds from Keras' classes by name (keras-hub's
+    ResNet). The layers are the same in every other respect (config, variables, weight paths)."""
+    saved = keras.layers.Conv2D, keras.layers.Conv2DTranspose
+    keras.layers.Conv2D, keras.layers.Conv2DTranspose = Conv2D, Conv2DTranspose
+    try:
+        yield
+    finally:
+        keras.layers.Conv2D, keras.layers.Conv2DTranspose = saved
