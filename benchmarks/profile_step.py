@@ -112,8 +112,9 @@ def main(argv=None):
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     path = os.path.join(speed.RESULTS, "profile_step.json")
     record = json.load(open(path)) if os.path.isfile(path) else {"cases": {}}
-    for case in args.cases:
-        record["cases"][case] = {**run, "rows": profile_case(case, args.variants, args.steps)}
+    for case in args.cases:  # one record per case and kind of CPU (AMX, AVX-512, AVX2), as in speed.py
+        rows = profile_case(case, args.variants, args.steps)
+        record["cases"][f"{case} on {speed.cpu_kind(run)}"] = {**run, "rows": rows}
         write_json(path, record)
         write_text(os.path.join(speed.RESULTS, "profile_step.md"), markdown(record))
 

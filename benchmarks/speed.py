@@ -8,13 +8,14 @@ measured in the same run.
 Contenders are timed in alternating rounds in one process (A, B, A, B, ...), after warm-up, and
 the median round is reported, so that a slower moment of the machine hits both. "plain" builds
 the networks with Keras' own DepthwiseConv2D / Conv2D / Conv2DTranspose / BatchNormalization (the
-layers before `anomzoo.layers.fast` and `anomzoo.layers.small_map`) and trains them with Keras' own Adam, "fast" with the drop-in layers and
-the fused Adam (`anomzoo.optimizers.FusedAdam`) the zoo uses now (same variables, same function),
-"xla" the fast layers with the train step compiled by XLA (`compile(jit_compile=True)`), "bf16"
-the fast layers with the model option precision="bfloat16" (mixed precision). FLOPs are
-TensorFlow's profiler count over the whole traced train step (forward,
-backward and optimizer ops with registered statistics; a multiply-add counts 2). Results go to
-results/speed.json and results/speed.md. Run it with nothing else on the machine.
+layers before `anomzoo.layers.fast` and `anomzoo.layers.small_map`) and trains them with Keras'
+own Adam, "fast" with the drop-in layers and the fused Adam (`anomzoo.optimizers.FusedAdam`) the
+zoo uses now (same variables, same function), "xla" the fast layers with the train step compiled
+by XLA (`compile(jit_compile=True)`), "bf16" the fast layers with the model option
+precision="bfloat16" (mixed precision). FLOPs are TensorFlow's profiler count over the whole
+traced train step (forward, backward and optimizer ops with registered statistics; a multiply-add
+counts 2). Results go to results/speed.json and results/speed.md. Run it with nothing else on the
+machine.
 """
 
 import argparse

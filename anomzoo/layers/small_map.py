@@ -2,12 +2,15 @@
 
 On maps of a few positions (a 64 px image's 2x2 to 4x4 maps: the end of an encoder, the start of
 a decoder, a discriminator's last layers) oneDNN's kernel-gradient op (Conv2DBackpropFilter) is
-2-4x slower than writing the same sum as a matrix product: the image patches, one row per output
-position, transposed, times the output gradient (`benchmarks/kernel_gradient.py`,
-`results/kernel_gradient.md`). From 8x8 outputs on, oneDNN's op is as fast or faster, so these
-layers take the matrix product only where the map is at most `SMALL_MAP_POSITIONS` positions,
-and only in training (the forward pass is TensorFlow's own either way, so inference and exports
-run the same graph as the parent layer). The input gradient is TensorFlow's own.
+slower than writing the same sum as one matrix product: the image patches, one row per output
+position, transposed, times the output gradient. Measured alone on the zoo's layer shapes
+(`benchmarks/kernel_gradient.py`, `results/kernel_gradient.md`, AVX-512 BF16 CPU): with at most
+16 output positions the product is 1.0-2.0x as fast in float32 and 0.97-5.0x in bfloat16; with
+64 or more, oneDNN's op is faster in float32 (the product 0.2-0.8x) and the product only
+0.9-1.5x in bfloat16. So these layers take the product where the output map has at most
+`SMALL_MAP_POSITIONS` positions, and only in training (the forward pass is TensorFlow's own
+either way, and inference and exports run the parent layer's code).
+The input gradient is TensorFlow's own.
 
 The classes keep Keras' class names so that `.keras` files store their weights under the same
 paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, and used, as
