@@ -6,11 +6,10 @@ slower than writing the same sum as one matrix product: the image patches, one r
 position, transposed, times the output gradient. Measured alone on the zoo's layer shapes
 (`benchmarks/kernel_gradient.py`, `results/kernel_gradient.md`, AVX-512 BF16 CPU): with at most
 16 output positions the product is 1.0-2.0x as fast in float32 and 0.97-5.0x in bfloat16; with
-64 or more, oneDNN's op is faster in float32 (the product 0.2-0.8x) and the product only
-0.9-1.5x in bfloat16. So these layers take the product where the output map has at most
-`SMALL_MAP_POSITIONS` positions, and only in training (the forward pass is TensorFlow's own
-either way, and inference and exports run the parent layer's code).
-The input gradient is TensorFlow's own.
+64, 0.7-0.8x in float32 and 0.9-1.5x in bfloat16; from 256 on, 0.2-0.6x in both. So these
+layers take the product where the output map has at most `SMALL_MAP_POSITIONS` positions, and
+only in training (the forward pass and the input gradient are TensorFlow's own either way, and
+inference and exports run the parent layer's code).
 
 The classes keep Keras' class names so that `.keras` files store their weights under the same
 paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, and used, as
@@ -119,8 +118,7 @@ class Conv2DTranspose(layers.Conv2DTranspose):
 
         height, width = inputs.shape[1] * self.strides[0], inputs.shape[2] * self.strides[1]
         output_shape = tf.stack([tf.shape(inputs)[0], height, width, self.filters])
-        outputs = conv2d_transpose(inputs, _kernel(self), output_shape,
-                                   tuple(self.strides), "SAME")
+        outputs = conv2d_transpose(inputs, _kernel(self), output_shape, tuple(self.strides), "SAME")
         outputs = tf.ensure_shape(outputs, (None, height, width, self.filters))
         if self.use_bias:
             outputs = keras.ops.add(outputs, self.bias)
