@@ -58,10 +58,12 @@ def scores(masks, labels, anomaly_map):
 def markdown(record):
     lines = [f"# {record['category']}: no-learning baselines", "", f"Re-run: `{record['command']}` "
              f"(commit {record['commit'][:10]}, {record['measured']}).", "",
-             "| map | size | test images | pixel AUROC | PRO | iou_best (oracle) | image AUROC, map max | image AUROC, map top-1% |",
+             "| map | size | test images | pixel AUROC | PRO | iou_best (oracle) | image AUROC, map max "
+             "| image AUROC, map top-1% |",
              "|---|---|---|---|---|---|---|---|"]
     for row in record["rows"]:
-        lines.append(f"| {row['map']} | {row['image_size']} | {row['test_images']} | {row['pixel_auroc']:.3f} | {row['pro']:.3f} | "
+        lines.append(f"| {row['map']} | {row['image_size']} | {row['test_images']} | {row['pixel_auroc']:.3f} | "
+                     f"{row['pro']:.3f} | "
                      f"{row['iou_best']:.3f} | {row['image_auroc_map_max']:.3f} | {row['image_auroc_map_top1']:.3f} |")
     lines += ["", __doc__.split("\n\n")[2].strip()]
     return "\n".join(lines) + "\n"
@@ -81,7 +83,8 @@ def main(argv=None):
         train = data.train.images.astype(np.float32) / 255.0
         test = data.test.images.astype(np.float32) / 255.0
         for name, anomaly_map in baseline_maps(train, test).items():
-            rows.append({"map": name, "image_size": size, "test_images": len(data.test), **scores(data.test.masks, data.test.labels, anomaly_map)})
+            rows.append({"map": name, "image_size": size, "test_images": len(data.test),
+                         **scores(data.test.masks, data.test.labels, anomaly_map)})
             print(rows[-1], flush=True)
     category = pathlib.Path(args.category).name
     name = f"{category}_baselines" + (f"_labelled{args.labelled_validation:g}" if args.labelled_validation else "")

@@ -85,6 +85,13 @@ def _kernel(layer):
     return tf.cast(tf.convert_to_tensor(layer.kernel), layer.compute_dtype)
 
 
+def _bias_and_activation(layer, outputs):
+    """What the parent layers do after the convolution."""
+    if layer.use_bias:
+        outputs = keras.ops.add(outputs, layer.bias)
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
 def _small(height, width):
     return height is not None and width is not None and height * width <= SMALL_MAP_POSITIONS
 
@@ -95,13 +102,10 @@ class Conv2D(layers.Conv2D):
     `SMALL_MAP_POSITIONS` positions, is one matrix product over image patches."""
 
     def call(self, inputs, training=None):
-        output_shape = self.compute_output_shape(inputs.shape)
-        if not (training and _plain_2d(self) and _small(*output_shape[1:3])):
+        if not (training and _plain_2d(self) and _small(*self.compute_output_shape(inputs.shape)[1:3])):
             return super().call(inputs)
         outputs = conv2d(inputs, _kernel(self), tuple(self.strides), self.padding.upper())
-        if self.use_bias:
-            outputs = keras.ops.add(outputs, self.bias)
-        return outputs if self.activation is None else self.activation(outputs)
+        return _bias_and_activation(self, outputs)
 
 
 @keras.saving.register_keras_serializable(package="anomzoo", name="PatchGradientConv2DTranspose")
@@ -119,10 +123,7 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         height, width = inputs.shape[1] * self.strides[0], inputs.shape[2] * self.strides[1]
         output_shape = tf.stack([tf.shape(inputs)[0], height, width, self.filters])
         outputs = conv2d_transpose(inputs, _kernel(self), output_shape, tuple(self.strides), "SAME")
-        outputs = tf.ensure_shape(outputs, (None, height, width, self.filters))
-        if self.use_bias:
-            outputs = keras.ops.add(outputs, self.bias)
-        return outputs if self.activation is None else self.activation(outputs)
+        return _bias_and_activation(self, tf.ensure_shape(outputs, (None, height, width, self.filters)))
 
 
 PatchGradientConv2D = Conv2D

@@ -47,7 +47,8 @@ def check_image_shape(image_shape, encoder_stride=32):
 
 def _conv_bn_relu(x, filters, name, transposed=False):
     if transposed:
-        x = PatchGradientConv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"{name}_convtr")(x)
+        x = PatchGradientConv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+                                         name=f"{name}_convtr")(x)
     else:
         x = PatchGradientConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)

@@ -44,7 +44,8 @@ def upsampling_strides(stride, count=UPSAMPLINGS):
 def _convtr_bn_relu(x, filters, stride, name):
     # Kernel 4 at stride <= 2 (DCGAN's); at stride 4 the kernel equals the stride (no overlap, no checkerboard).
     kernel = max(4, stride)
-    x = PatchGradientConv2DTranspose(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_convtr")(x)
+    x = PatchGradientConv2DTranspose(filters, kernel, strides=stride, padding="same", use_bias=False,
+                                     name=f"{name}_convtr")(x)
     x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -100,5 +101,6 @@ def feature_decoder(latent_shape, out_channels, filters, strides, name="adgan_de
     for level, (width, stride) in enumerate(zip(filters, strides[:-1])):
         x = _convtr_bn_relu(x, width, stride, f"up_{level}")
     stride = strides[-1]
-    x = PatchGradientConv2DTranspose(out_channels, max(4, stride), strides=stride, padding="same", name="to_features")(x)
+    x = PatchGradientConv2DTranspose(out_channels, max(4, stride), strides=stride, padding="same",
+                                     name="to_features")(x)
     return keras.Model(inputs, layers.ReLU(name="features_relu")(x), name=name)
