@@ -53,9 +53,8 @@ CASES = {
     "cavga-resnet18-64": ("cavga", "paper", 64, 3, 16, 64),
     "attention_adgan-32": ("attention_adgan", "cifar10", 32, 3, 16, 64),
 }
-# Options on top of a case's preset. CAVGA's paper preset takes keras-hub's ResNet-18, whose layers
-# are Keras' own (its BatchNormalization is many small ops, slow in bfloat16); "resnet18" is the
-# zoo's ResNet-18 of the same layout, built with the fused layers.
+# Options on top of a case's preset. CAVGA's paper preset takes keras-hub's ResNet-18 (built with the
+# zoo's drop-in layers, `anomzoo.layers.drop_in`); "resnet18" is the zoo's ResNet-18 of the same layout.
 CASE_OPTIONS = {"cavga-resnet18-64": {"encoder": "resnet18"}}
 
 
@@ -69,12 +68,12 @@ def plain_layers():
     swaps = [(generator, "MultiplierMajorDepthwiseConv2D", keras.layers.DepthwiseConv2D),
              (generator, "PermutedPointwiseConv2D", _plain_pointwise)]
     swaps += [(module, "FusedBatchNormalization", keras.layers.BatchNormalization)
-              for module in (generator, cbam, dcgan, resnet, anoseg_networks)]
+              for module in (generator, cbam, dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)]
     small_map_users = (dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)
     swaps += [(module, "PatchGradientConv2D", keras.layers.Conv2D) for module in small_map_users]
     swaps += [(module, "PatchGradientConv2DTranspose", keras.layers.Conv2DTranspose)
               for module in small_map_users if hasattr(module, "PatchGradientConv2DTranspose")]
-    swaps += [(cavga_networks, "building_keras_convolutions_with_patch_gradients", contextlib.nullcontext)]
+    swaps += [(cavga_networks, "building_zoo_layers_for_keras_names", contextlib.nullcontext)]
     saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
     for module, name, replacement in swaps:
         setattr(module, name, replacement)

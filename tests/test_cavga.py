@@ -14,6 +14,7 @@ import tensorflow as tf
 from anomzoo import training
 from anomzoo.data import DatasetError, load_dataset, moved_anomalies, weakly_supervised
 from anomzoo.layers import gradcam
+from anomzoo.layers.fast import FusedBatchNormalization
 from anomzoo.layers.small_map import PatchGradientConv2D
 from anomzoo.models import build_model
 from anomzoo.models.cavga import CAVGA
@@ -132,10 +133,13 @@ def test_keras_hub_resnet18_encoder_offline_and_in_a_fresh_process(tmp_path):
     paper = build_model("cavga", "paper")
     backbone = [layer for layer in paper.encoder.layers if type(layer).__name__ == "ResNetBackbone"]
     assert len(backbone) == 1 and sum(math.prod(v.shape) for v in backbone[0].weights) == 11_186_112
-    # keras-hub builds Keras' Conv2D by name; the zoo has it build its small-map ones, then puts Keras' back.
+    # keras-hub builds Keras' layers by name; the zoo has it build its drop-in ones, then puts Keras' back.
     convolutions = [layer for layer in backbone[0].layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convolutions) == 20 and all(isinstance(layer, PatchGradientConv2D) for layer in convolutions)
+    norms = [layer for layer in backbone[0].layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 20 and all(isinstance(layer, FusedBatchNormalization) for layer in norms)
     assert keras.layers.Conv2D.__module__.startswith("keras.")
+    assert keras.layers.BatchNormalization.__module__.startswith("keras.")
     assert tuple(paper.encoder.output.shape[1:]) == (8, 8, 512)
     small = CAVGA(image_shape=(64, 64, 3), encoder="resnet18_hub", latent_channels=8, decoder_filters=(8, 8, 8, 8),
                   discriminator_filters=8)

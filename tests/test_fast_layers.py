@@ -46,10 +46,11 @@ def test_separable_pair_equals_keras_depthwise_then_pointwise():
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
-def test_fused_batch_norm_equals_keras_batch_norm(training, dtype):
+@pytest.mark.parametrize("epsilon", [1e-3, 1e-5])  # Keras' default, keras-hub's ResNet's
+def test_fused_batch_norm_equals_keras_batch_norm(training, dtype, epsilon):
     x = _images()
-    plain = keras.layers.BatchNormalization(momentum=0.9, dtype=dtype)
-    fused = FusedBatchNormalization(momentum=0.9, dtype=dtype)
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=epsilon, dtype=dtype)
+    fused = FusedBatchNormalization(momentum=0.9, epsilon=epsilon, dtype=dtype)
     plain.build(x.shape)
     fused.build(x.shape)
     weights = [np.random.default_rng(i).normal(size=v.shape).astype("float32") for i, v in enumerate(plain.weights)]

@@ -16,8 +16,6 @@ paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, an
 PatchGradientConv2D and PatchGradientConv2DTranspose.
 """
 
-import contextlib
-
 import keras
 from keras import layers
 
@@ -128,16 +126,3 @@ class Conv2DTranspose(layers.Conv2DTranspose):
 
 PatchGradientConv2D = Conv2D
 PatchGradientConv2DTranspose = Conv2DTranspose
-
-
-@contextlib.contextmanager
-def building_keras_convolutions_with_patch_gradients():
-    """While open, `keras.layers.Conv2D` and `keras.layers.Conv2DTranspose` build this module's
-    layers: for networks that another library builds from Keras' classes by name (keras-hub's
-    ResNet). The layers are the same in every other respect (config, variables, weight paths)."""
-    saved = keras.layers.Conv2D, keras.layers.Conv2DTranspose
-    keras.layers.Conv2D, keras.layers.Conv2DTranspose = Conv2D, Conv2DTranspose
-    try:
-        yield
-    finally:
-        keras.layers.Conv2D, keras.layers.Conv2DTranspose = saved

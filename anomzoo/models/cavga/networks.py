@@ -18,8 +18,8 @@ from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
 from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import (PatchGradientConv2D, PatchGradientConv2DTranspose,
-                                      building_keras_convolutions_with_patch_gradients)
+from anomzoo.layers.drop_in import building_zoo_layers_for_keras_names
+from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
 from anomzoo.layers.resnet import resnet18_encoder
 
 ENCODERS = ("resnet18_hub", "resnet18", "dcgan")
@@ -39,9 +39,9 @@ def hub_resnet18(image_shape, backbone_preset=None):
     except ImportError as error:  # an optional extra (setup.cfg: hub)
         raise ImportError("encoder='resnet18_hub' needs keras-hub: pip install 'anomzoo[hub]', or use "
                           "encoder='resnet18' (the zoo's own ResNet-18)") from error
-    # keras-hub builds Keras' Conv2D by name: build them as the zoo's (the same layers, with the
-    # faster kernel gradient on the small maps of ResNet's last stages).
-    with building_keras_convolutions_with_patch_gradients():
+    # keras-hub builds Keras' Conv2D and BatchNormalization by name: have it build the zoo's (the
+    # same layers, with the faster kernel gradient on ResNet's last small maps and the fused BatchNorm).
+    with building_zoo_layers_for_keras_names():
         if backbone_preset:
             return keras_hub.models.ResNetBackbone.from_preset(backbone_preset, image_shape=tuple(image_shape))
         return keras_hub.models.ResNetBackbone(**HUB_RESNET18, image_shape=tuple(image_shape))
