@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 from anomzoo import provenance  # noqa: E402
 from anomzoo.data import make_pipeline, steps_per_epoch  # noqa: E402
 from anomzoo.files import write_json, write_text  # noqa: E402
-from anomzoo.layers import cbam, dcgan, fast, resnet  # noqa: E402
+from anomzoo.layers import cbam, dcgan, drop_in, fast, resnet, small_map  # noqa: E402
 from anomzoo.models import build_model  # noqa: E402
 from anomzoo.models.anoseg import networks as anoseg_networks  # noqa: E402
 from anomzoo.models.attention_adgan import networks as attention_networks  # noqa: E402
@@ -62,18 +62,23 @@ def _plain_pointwise(filters, depth_multiplier=2, **kwargs):
     return keras.layers.Conv2D(filters, 1, **kwargs)
 
 
+# The zoo's drop-in layers (and the helper that has keras-hub build them), each with what the code
+# before them used; and the modules that build the zoo's networks from them.
+PLAIN_VERSIONS = [(fast.FusedBatchNormalization, keras.layers.BatchNormalization),
+                  (fast.MultiplierMajorDepthwiseConv2D, keras.layers.DepthwiseConv2D),
+                  (fast.PermutedPointwiseConv2D, _plain_pointwise),
+                  (small_map.PatchGradientConv2D, keras.layers.Conv2D),
+                  (small_map.PatchGradientConv2DTranspose, keras.layers.Conv2DTranspose),
+                  (drop_in.building_zoo_layers_for_keras_names, contextlib.nullcontext)]
+NETWORK_MODULES = (generator, cbam, dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)
+
+
 @contextlib.contextmanager
 def plain_layers():
-    """Build networks with Keras' own layers, as before `anomzoo.layers.fast`."""
-    swaps = [(generator, "MultiplierMajorDepthwiseConv2D", keras.layers.DepthwiseConv2D),
-             (generator, "PermutedPointwiseConv2D", _plain_pointwise)]
-    swaps += [(module, "FusedBatchNormalization", keras.layers.BatchNormalization)
-              for module in (generator, cbam, dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)]
-    small_map_users = (dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)
-    swaps += [(module, "PatchGradientConv2D", keras.layers.Conv2D) for module in small_map_users]
-    swaps += [(module, "PatchGradientConv2DTranspose", keras.layers.Conv2DTranspose)
-              for module in small_map_users if hasattr(module, "PatchGradientConv2DTranspose")]
-    swaps += [(cavga_networks, "building_zoo_layers_for_keras_names", contextlib.nullcontext)]
+    """Build networks with Keras' own layers, as before `anomzoo.layers.fast`: every name a network
+    module holds for one of the zoo's drop-in layers points to Keras' layer while this is open."""
+    swaps = [(module, name, plain) for module in NETWORK_MODULES for name, value in vars(module).items()
+             for zoo, plain in PLAIN_VERSIONS if value is zoo]
     saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
     for module, name, replacement in swaps:
         setattr(module, name, replacement)

@@ -22,14 +22,8 @@ MODELS = [("sagan", {}), ("anoseg", {}), ("attention_adgan", {}), ("cavga", {}),
                      "decoder_filters": (8, 8, 8, 8)})]
 
 
-def _layers(layer):
-    yield layer
-    for child in getattr(layer, "_layers", []):  # Keras' tracked sublayers, nested models included
-        yield from _layers(child)
-
-
 def _zoo_layers(model):
-    return [layer.name for layer in _layers(model) if isinstance(layer, ZOO_LAYERS)]
+    return [layer.name for layer in model._flatten_layers() if isinstance(layer, ZOO_LAYERS)]
 
 
 @pytest.mark.parametrize("name, options", MODELS, ids=["sagan", "anoseg", "attention_adgan", "cavga", "cavga-hub"])
@@ -39,5 +33,5 @@ def test_plain_builds_every_network_with_keras_own_layers(name, options):
     with speed.plain_layers():
         plain = build_model(name, "tiny", **options)
     assert _zoo_layers(plain) == []
-    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in _layers(plain))
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain._flatten_layers())
     assert _zoo_layers(build_model(name, "tiny", **options)) != []
