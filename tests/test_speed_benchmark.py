@@ -35,3 +35,25 @@ def test_plain_builds_every_network_with_keras_own_layers(name, options):
     assert _zoo_layers(plain) == []
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain._flatten_layers())
     assert _zoo_layers(build_model(name, "tiny", **options)) != []
+
+
+def test_flop_count_leaves_out_gradients_tensorflow_never_runs():
+    """The zoo's step shape: two players' losses on one persistent tape, one player's gradient
+    applied. The tape also builds gradient ops back through the other player's layer; nothing uses
+    them and TensorFlow prunes them, so the count is the two forward convolutions and the kernel
+    gradient of the second (plus a few element-wise FLOPs: the square, the sum, the update)."""
+    import tensorflow as tf
+
+    first, second = tf.Variable(tf.ones((3, 3, 4, 8))), tf.Variable(tf.ones((3, 3, 8, 8)))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape(persistent=True) as tape:
+            hidden = tf.nn.conv2d(x, first, 1, "SAME")
+            loss = tf.reduce_sum(tf.square(tf.nn.conv2d(hidden, second, 1, "SAME")))
+        second.assign_sub(tape.gradient(loss, second))
+
+    graph = step.get_concrete_function(tf.zeros((2, 8, 8, 4))).graph
+    convolution = lambda c_in, c_out: 2 * 2 * 8 * 8 * 3 * 3 * c_in * c_out  # noqa: E731  (batch 2, 8x8 map)
+    expected = convolution(4, 8) + 2 * convolution(8, 8)
+    assert speed.executed_flops(graph) == pytest.approx(expected, rel=0.01)
