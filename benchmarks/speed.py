@@ -132,7 +132,7 @@ def executed_flops(graph):
     for op in graph.get_operations():
         if op.name in needed:
             try:
-                total += framework_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0
+                total += float(framework_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0)
             except ValueError:  # a shape the statistic needs is unknown: the profiler skips it too
                 pass
     return total
