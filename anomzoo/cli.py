@@ -102,8 +102,8 @@ def build_parser():
                        help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
                             "anomalous test images (the paper: 0.02) moves into training with its label")
     train.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
-                       help="bfloat16: mixed precision (float32 weights); on CPUs with AMX / AVX-512 BF16 up to 2.4x "
-                            "faster for dense convolutions (AnoSeg), 1.1-1.2x for CAVGA and SAGAN; no faster "
+                       help="bfloat16: mixed precision (float32 weights); on CPUs with AMX / AVX-512 BF16 1.3-2.0x as "
+                            "fast as float32 training (measured for every model: benchmarks/README.md); no faster "
                             "elsewhere; results close to, not equal to, float32 ones")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")

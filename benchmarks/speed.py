@@ -267,9 +267,9 @@ def markdown(record):
               "`fit` over `make_pipeline`; whole fit call: both epochs plus the call's set-up and tear-down. "
               "GFLOP: TensorFlow's registered op statistics over the ops of the traced train step that run "
               "(multiply-add = 2). † Rows measured before commit d1bfd2a counted every op of the traced graph, "
-              "gradient ops TensorFlow prunes before running included: 1.5-1.7x the FLOPs that run (SAGAN 32 px "
-              "1.83 against 1.15, CAVGA 6.03 against 4.07, AnoSeg `lite` 27.04 against 16.56, the attention "
-              "network 17.74-17.88 against 10.79), so their GFLOP, achieved GFLOP/s and % of peak are too high "
+              "gradient ops TensorFlow prunes before running included: 1.5-1.7x the FLOPs that run (`fast`: SAGAN "
+              "32 px 1.83 against 1.15, CAVGA 6.03 against 4.07, AnoSeg `lite` 27.04 against 16.56, the attention "
+              "network 17.74 against 10.79), so their GFLOP, achieved GFLOP/s and % of peak are too high "
               "by that factor; their images/s stand."]
     return "\n".join(lines) + "\n"
 

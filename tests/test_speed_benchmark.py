@@ -38,10 +38,10 @@ def test_plain_builds_every_network_with_keras_own_layers(name, options):
 
 
 def test_flop_count_leaves_out_gradients_tensorflow_never_runs():
-    """The zoo's step shape: two players' losses on one persistent tape, one player's gradient
-    applied. The tape also builds gradient ops back through the other player's layer; nothing uses
-    them and TensorFlow prunes them, so the count is the two forward convolutions and the kernel
-    gradient of the second (plus a few element-wise FLOPs: the square, the sum, the update)."""
+    """The zoo's step shape: one persistent tape watching two layers' weights, the gradient taken
+    for the second's only. The tape also builds gradient ops back through the first layer; nothing
+    uses them and TensorFlow prunes them, so the count is the two forward convolutions and the
+    second's kernel gradient (plus a few element-wise FLOPs: the square, the sum, the update)."""
     import tensorflow as tf
 
     first, second = tf.Variable(tf.ones((3, 3, 4, 8))), tf.Variable(tf.ones((3, 3, 8, 8)))
