@@ -121,20 +121,19 @@ def executed_flops(graph):
     them inflated the count 1.5-1.7x (checked against the ops the profiler sees run)."""
     from tensorflow.python.framework import ops as framework_ops
 
-    needed, stack = set(), [tensor.op for tensor in graph.outputs] + list(graph.control_outputs)
+    needed, stack = {}, [tensor.op for tensor in graph.outputs] + list(graph.control_outputs)
     while stack:
         op = stack.pop()
         if op.name not in needed:
-            needed.add(op.name)
+            needed[op.name] = op
             stack.extend(tensor.op for tensor in op.inputs)
             stack.extend(op.control_inputs)
     total = 0
-    for op in graph.get_operations():
-        if op.name in needed:
-            try:
-                total += float(framework_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0)
-            except ValueError:  # a shape the statistic needs is unknown: the profiler skips it too
-                pass
+    for op in needed.values():
+        try:
+            total += float(framework_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0)
+        except ValueError:  # a shape the statistic needs is unknown: the profiler skips it too
+            pass
     return total
 
 

@@ -1,6 +1,6 @@
-"""`benchmarks/speed.py`'s `plain` contender: every network built with Keras' own layers (the code
-before the zoo's drop-in layers), so that its speed-ups are measured against the same baseline for
-every model; outside it the zoo's layers are back."""
+"""`benchmarks/speed.py`: its `plain` contender builds every network with Keras' own layers (the
+code before the zoo's drop-in layers), so that its speed-ups are measured against the same baseline
+for every model, and outside it the zoo's layers are back; its FLOP count is of the ops that run."""
 
 import sys
 
