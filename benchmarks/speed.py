@@ -14,11 +14,14 @@ zoo uses now (same variables, same function), "xla" the fast layers with the tra
 by XLA (`compile(jit_compile=True)`), "bf16" the fast layers with the model option
 precision="bfloat16" (mixed precision). FLOPs are TensorFlow's registered op statistics over the
 ops of the traced train step that run (forward, backward and optimizer ops; a multiply-add counts
-2; gradient ops the graph holds but TensorFlow prunes are left out, see `executed_flops`). Results
-go to results/speed.json and results/speed.md. Run it with nothing else on the machine.
+2; gradient ops the graph holds but TensorFlow prunes are left out, see `executed_flops`). A case
+trains one stage (`CASE_STAGES`); the two-stage models' whole runs combine their stage cases of one
+run by each stage's share of the epochs (`whole_runs`). Results go to results/speed.json and
+results/speed.md. Run it with nothing else on the machine.
 """
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -52,7 +55,12 @@ CASES = {
     "cavga-64": ("cavga", "paper", 64, 3, 16, 64),
     "cavga-resnet18-64": ("cavga", "paper", 64, 3, 16, 64),
     "attention_adgan-32": ("attention_adgan", "cifar10", 32, 3, 16, 64),
+    "anoseg-lite-detector-64": ("anoseg", "lite", 64, 3, 16, 64),
+    "attention_adgan-adgan-32": ("attention_adgan", "cifar10", 32, 3, 16, 64),
 }
+# The stage a case trains, where not the first: a two-stage model's training run is both stages, its
+# speed their epoch-weighted mix (`whole_runs`).
+CASE_STAGES = {"anoseg-lite-detector-64": "detector", "attention_adgan-adgan-32": "adgan"}
 # Options on top of a case's preset. CAVGA's paper preset takes keras-hub's ResNet-18 (built with the
 # zoo's drop-in layers, `anomzoo.layers.drop_in`); "resnet18" is the zoo's ResNet-18 of the same layout.
 CASE_OPTIONS = {"cavga-resnet18-64": {"encoder": "resnet18"}}
@@ -158,8 +166,11 @@ class Contender:
             optimizers = {player: keras.optimizers.Adam.from_config(optimizer.get_config())
                           for player, optimizer in self.model.default_optimizers().items()}
         self.model.compile(optimizers=optimizers, jit_compile=variant == "xla")
-        self.model.set_stage(0)
-        self.model.build_optimizers()
+        self.model.build_optimizers()  # while every network is trainable, as `training.train` does
+        self.model.set_stage(CASE_STAGES.get(case, 0))
+        self.stage = self.model.stage.name
+        self.stages = [each.name for each in self.model.stages]
+        self.stage_share = self.model.stage_fractions[self.model.stage_of(self.stage)]
         rng = np.random.default_rng(0)
         self.batch = batch
         self.images = rng.integers(0, 256, (fit_images, size, size, channels), dtype=np.uint8)
@@ -216,7 +227,8 @@ def run_case(case, variants, rounds, steps, peak):
         achieved = step_rate * contender.gflop
         rows.append({
             "case": case, "variant": variant, "model": CASES[case][0], "preset": CASES[case][1],
-            "options": CASE_OPTIONS.get(case, {}),
+            "options": CASE_OPTIONS.get(case, {}), "stage": contender.stage,
+            "stages": contender.stages, "stage_share": round(contender.stage_share, 4),
             "image_size": CASES[case][2], "batch_size": CASES[case][4],
             "step_images_per_second": round(step_rate, 2), "fit_images_per_second": round(fit_rate, 2),
             "fit_vs_step": round(fit_rate / step_rate, 3),
@@ -242,6 +254,30 @@ def cpu_kind(row):
         # (results/precision.md), with a 143 GFLOP/s fp32 peak.
         return "AVX2, no AMX"
     return "AMX" if "amx_bf16" in flags else ("AVX-512" if "avx512f" in flags else "AVX2, no AMX")
+
+
+def whole_runs(rows):
+    """A two-stage model's training speed over a whole run, from its stages' rows of one run (same
+    command, same minute): each stage's bare-step rate weighted by its share of the epochs (the
+    model's `stage_fractions`, how `anomzoo train --epochs N` splits them), images/s = 1 / sum(share
+    / rate). One dict per (model, preset, variant, CPU kind, run) whose every stage was measured."""
+    groups = collections.defaultdict(dict)
+    for r in rows:
+        if len(r.get("stages", ())) > 1:
+            key = (r["model"], r["preset"], r["variant"], cpu_kind(r), r["commit"], r["measured"], r["command"])
+            groups[key][r["stage"]] = r
+    wholes = []
+    for (model, preset, variant, kind, commit, measured, command), by_stage in groups.items():
+        stages = next(iter(by_stage.values()))["stages"]
+        if sorted(by_stage) != sorted(stages):
+            continue
+        seconds = sum(by_stage[s]["stage_share"] / by_stage[s]["step_images_per_second"] for s in stages)
+        wholes.append({"model": model, "preset": preset, "variant": variant, "cpu": kind, "commit": commit,
+                       "measured": measured, "command": command,
+                       "stages": [(s, by_stage[s]["stage_share"], by_stage[s]["step_images_per_second"])
+                                  for s in stages],
+                       "images_per_second": round(1.0 / seconds, 2)})
+    return wholes
 
 
 def markdown(record):
@@ -270,6 +306,24 @@ def markdown(record):
               "32 px 1.83 against 1.15, CAVGA 6.03 against 4.07, AnoSeg `lite` 27.04 against 16.56, the attention "
               "network 17.74 against 10.79), so their GFLOP, achieved GFLOP/s and % of peak are too high "
               "by that factor; their images/s stand."]
+    wholes = whole_runs(record["rows"])
+    if wholes:
+        lines += ["", "## Whole training runs of the two-stage models", "",
+                  "A two-stage model trains each stage for its share of the epochs (`stage_fractions`, how "
+                  "`anomzoo train --epochs N` splits them), so its training speed is 1 / sum(share / stage's bare "
+                  "step img/s), from the stage rows above of one run. \"vs plain\": against the plain variant "
+                  "of the same run.", "",
+                  "| model | preset | variant | CPU | stages (share of epochs: bare step img/s) | whole run img/s "
+                  "| vs plain | commit | measured | command |", "|---|---|---|---|---|---|---|---|---|---|"]
+        plain = {(w["model"], w["preset"], w["cpu"], w["measured"]): w["images_per_second"]
+                 for w in wholes if w["variant"] == "plain"}
+        for w in wholes:
+            base = plain.get((w["model"], w["preset"], w["cpu"], w["measured"]))
+            ratio = f"{w['images_per_second'] / base:.2f}x" if base else "-"
+            stages = ", ".join(f"{name} ({share:.2f}: {rate})" for name, share, rate in w["stages"])
+            lines.append(f"| {w['model']} | {w['preset']} | {w['variant']} | {w['cpu']} | {stages} | "
+                         f"{w['images_per_second']} | {ratio} | {w['commit'][:10]} | {w['measured']} | "
+                         f"`{w['command']}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -57,3 +57,18 @@ def test_flop_count_leaves_out_gradients_tensorflow_never_runs():
     convolution = lambda c_in, c_out: 2 * 2 * 8 * 8 * 3 * 3 * c_in * c_out  # noqa: E731  (batch 2, 8x8 map)
     expected = convolution(4, 8) + 2 * convolution(8, 8)
     assert speed.executed_flops(graph) == pytest.approx(expected, rel=0.01)
+
+
+def _stage_row(variant, stage, share, rate, measured="2026-12-05 04:00 UTC"):
+    return {"model": "attention_adgan", "preset": "cifar10", "variant": variant, "cpu_flags": ["avx512f"],
+            "commit": "abc", "measured": measured, "command": "python benchmarks/speed.py", "stages": ["first", "second"],
+            "stage": stage, "stage_share": share, "step_images_per_second": rate}
+
+
+def test_whole_run_weights_each_stage_by_its_share_of_the_epochs_within_one_run():
+    rows = [_stage_row("plain", "first", 0.75, 10.0), _stage_row("plain", "second", 0.25, 40.0),
+            _stage_row("bf16", "first", 0.75, 20.0),  # its second stage was measured in another run only
+            _stage_row("bf16", "second", 0.25, 80.0, measured="2026-12-05 05:00 UTC")]
+    wholes = speed.whole_runs(rows)
+    # 0.75 of the epochs at 10 img/s and 0.25 at 40: 0.075 + 0.00625 s per image.
+    assert [(w["variant"], w["images_per_second"]) for w in wholes] == [("plain", round(1 / 0.08125, 2))]
