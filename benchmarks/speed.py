@@ -319,7 +319,7 @@ def markdown(record):
                  for w in wholes if w["variant"] == "plain"}
         for w in wholes:
             base = plain.get((w["model"], w["preset"], w["cpu"], w["measured"]))
-            ratio = f"{w['images_per_second'] / base:.2f}x" if base else "-"
+            ratio = f"{w['images_per_second'] / base:.3f}x" if base else "-"
             stages = ", ".join(f"{name} ({share:.2f}: {rate})" for name, share, rate in w["stages"])
             lines.append(f"| {w['model']} | {w['preset']} | {w['variant']} | {w['cpu']} | {stages} | "
                          f"{w['images_per_second']} | {ratio} | {w['commit'][:10]} | {w['measured']} | "
