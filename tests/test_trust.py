@@ -154,11 +154,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
     assert (run / runs.CHECKPOINT_DIR / "state.json").is_file()
 
 
-@pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("anoseg", {"weight_averaging": 0.9})])
+@pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("anoseg", {"weight_averaging": 0.9}),
+                                           ("attention_adgan", {}), ("cavga", {})])
 def test_training_resumed_in_a_new_model_equals_an_uninterrupted_one(name, options, tmp_path):
-    """Interrupted after epoch 2 of 3 (for AnoSeg inside its second stage, with selection on the
-    synthetic validation set; and with its weight averaging, whose averages live in the optimizers'
-    state): a freshly built model continues from the checkpoint to the same weights."""
+    """Interrupted after epoch 2 of 3 (for AnoSeg at the start of its second stage, for the attention
+    network inside ADGAN's; with selection on the synthetic validation set; and with AnoSeg's weight
+    averaging, whose averages live in the optimizers' state): a freshly built model continues from
+    the checkpoint to the same weights."""
     data = load_dataset("digits", seed=0)
 
     def build():
