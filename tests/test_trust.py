@@ -186,9 +186,12 @@ def test_training_resumed_in_a_new_model_equals_an_uninterrupted_one(name, optio
         assert a.shape == b.shape
 
 
-def test_the_same_seed_gives_the_same_run(tmp_path):
-    first = runs.train_run("sagan", tmp_path / "a", preset="tiny", epochs=2, batch_size=32, seed=5, verbose=0)
-    second = runs.train_run("sagan", tmp_path / "b", preset="tiny", epochs=2, batch_size=32, seed=5, verbose=0)
+@pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("attention_adgan", {}), ("cavga", {}),
+                                           ("sagan", {"precision": "bfloat16"})])
+def test_the_same_seed_gives_the_same_run(name, options, tmp_path):
+    run = dict(preset="tiny", epochs=2, batch_size=32, seed=5, model_options=options, verbose=0)
+    first = runs.train_run(name, tmp_path / "a", **run)
+    second = runs.train_run(name, tmp_path / "b", **run)
     for key in ("image_auroc", "score_threshold"):
         assert first[key] == second[key]
     assert first["provenance"]["final_train_losses"] == second["provenance"]["final_train_losses"]
