@@ -128,6 +128,13 @@ def test_every_preset_is_complete_and_its_parameter_count_is_right(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_an_image_size_the_networks_cannot_take_is_an_error_that_names_the_model(name):
+    """24 px: not a power of two (every model halves the image down to a few pixels)."""
+    with pytest.raises(ValueError, match=f"{MODELS[name].__name__} needs square images.*24"):
+        build_model(name, "tiny", image_shape=(24, 24, 3))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_bad_stage_and_preset_names_are_errors(name):
     model = build_model(name, "tiny")
     with pytest.raises(ValueError, match="unknown stage 'nope'"):

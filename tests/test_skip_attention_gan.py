@@ -68,6 +68,6 @@ def test_one_epoch_of_fit_on_cifar10(shared_data):
 
 def test_bad_sizes_are_rejected():
     with pytest.raises(ValueError, match="divisible by 2\\*\\*depth = 16"):
-        SkipAttentionGAN(image_shape=(40, 40, 3))
+        SkipAttentionGAN(image_shape=(8, 8, 3))
     with pytest.raises(ValueError, match="power-of-two"):
         SkipAttentionGAN(image_shape=(48, 48, 3))

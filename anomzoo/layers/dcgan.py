@@ -16,6 +16,15 @@ from anomzoo.layers.fast import FusedBatchNormalization
 from anomzoo.layers.small_map import PatchGradientConv2D
 
 
+def check_image_shape(image_shape, owner="the DCGAN discriminator"):
+    """Images the discriminator can halve down to 4x4: square, a power of two, at least 8 px.
+    `owner` names the model in the message, so that a user who asked for a model hears about it."""
+    height, width = image_shape[:2]
+    if height != width or height < 8 or 2 ** int(math.log2(height)) != height:
+        raise ValueError(f"{owner} needs square images of a power-of-two size >= 8 (the DCGAN discriminator "
+                         f"halves them down to 4x4), got {height}x{width}")
+
+
 def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="discriminator"):
     """A functional model: images -> {"features": (B, 1, 1, latent_dim), "logits": (B,), "probability": (B,)}.
 
@@ -23,9 +32,8 @@ def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="disc
     [1e-7, 1 - 1e-7], so a saturated discriminator gets no gradient and never recovers (seen at
     128 px with SAGAN's lr 2e-3: D called every image fake from the first epoch on).
     """
+    check_image_shape(image_shape)
     size = image_shape[0]
-    if image_shape[0] != image_shape[1] or size < 8 or 2 ** int(math.log2(size)) != size:
-        raise ValueError(f"the DCGAN discriminator needs square images of a power-of-two size >= 8, got {image_shape}")
     inputs = keras.Input(image_shape, name="image")
     x = PatchGradientConv2D(base_filters, 4, strides=2, padding="same", use_bias=False, name="conv_0")(inputs)
     x = layers.LeakyReLU(0.2)(x)

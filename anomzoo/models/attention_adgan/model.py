@@ -31,7 +31,7 @@ from anomzoo.augment import AnomalySynthesizer
 from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
 from anomzoo.models.attention_adgan.presets import PRESETS
-from anomzoo.layers.dcgan import dcgan_discriminator
+from anomzoo.layers import dcgan
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
                                  sample_gaussian)
 from anomzoo.models.cavga import networks as cavga_networks
@@ -102,6 +102,7 @@ class AttentionADGAN(AnomalyModel):
         **kwargs,
     ):
         image_shape = tuple(int(d) for d in image_shape)
+        dcgan.check_image_shape(image_shape, type(self).__name__)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         if score == "adgan" and not adgan:
@@ -130,8 +131,8 @@ class AttentionADGAN(AnomalyModel):
         self.latent = cavga_networks.latent(feature_shape, latent_channels)
         self.decoder = networks.two_head_decoder((*feature_shape[:2], latent_channels), channels, decoder_filters,
                                                  path_filters, self._strides(feature_shape, len(decoder_filters)))
-        self.discriminator = dcgan_discriminator((*image_shape[:2], channels + 1), discriminator_filters,
-                                                 discriminator_latent, name="discriminator")
+        self.discriminator = dcgan.dcgan_discriminator((*image_shape[:2], channels + 1), discriminator_filters,
+                                                       discriminator_latent, name="discriminator")
         self.synthesizer = AnomalySynthesizer(seed=synthesis_seed, mode="attention", operations=operations,
                                               full_image_prob=full_image_fraction)
         self.noise_seed = keras.random.SeedGenerator(synthesis_seed + 1000)
@@ -147,9 +148,9 @@ class AttentionADGAN(AnomalyModel):
             code_shape = tuple(self.adgan_encoder.output.shape[1:])
             self.adgan_decoder = networks.feature_decoder(code_shape, feature_channels, adgan_decoder_filters,
                                                           self._strides(code_shape, len(adgan_decoder_filters) + 1))
-            self.adgan_discriminator = dcgan_discriminator((*image_shape[:2], feature_channels),
-                                                           discriminator_filters, discriminator_latent,
-                                                           name="adgan_discriminator")
+            self.adgan_discriminator = dcgan.dcgan_discriminator((*image_shape[:2], feature_channels),
+                                                                 discriminator_filters, discriminator_latent,
+                                                                 name="adgan_discriminator")
             stages.append(Stage("adgan", {"adgan_g": ("adgan_encoder", "adgan_decoder"),
                                           "adgan_d": ("feature_extractor", "adgan_discriminator")},
                                 selection_metric="val_syn_image_auroc"))

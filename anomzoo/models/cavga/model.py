@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from anomzoo.layers import gradcam
+from anomzoo.layers import dcgan, gradcam
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
                                  sample_gaussian)
 from anomzoo.models.cavga import networks
@@ -74,6 +74,7 @@ class CAVGA(AnomalyModel):
         **kwargs,
     ):
         image_shape = tuple(int(d) for d in image_shape)
+        dcgan.check_image_shape(image_shape, type(self).__name__)
         if decoder not in ("residual", "dcgan"):
             raise ValueError(f"decoder must be 'residual' or 'dcgan', got {decoder!r}")
         config = dict(
@@ -101,7 +102,9 @@ class CAVGA(AnomalyModel):
         latent_shape = (flat_latent,) if flat_latent else (*feature_shape[:2], latent_channels)
         self.decoder = networks.decoder(latent_shape, image_shape, decoder_filters, decoder == "residual",
                                         flat_shape=(*feature_shape[:2], latent_channels) if flat_latent else None)
-        self.discriminator = networks_discriminator(image_shape, discriminator_filters)
+        # The shared DCGAN discriminator, Table 9's discriminator layers.
+        self.discriminator = dcgan.dcgan_discriminator(image_shape, base_filters=discriminator_filters,
+                                                       name="discriminator")
         self.noise_seed = keras.random.SeedGenerator(0)
         if weakly_supervised:
             self.classifier = networks.classifier(latent_shape)
@@ -243,10 +246,3 @@ class CAVGA(AnomalyModel):
             outputs["attention"] = self._attention(features, self._mu_gradient())
             outputs["anomaly_map"] = 1.0 - outputs["attention"]
         return outputs
-
-
-def networks_discriminator(image_shape, base_filters):
-    """The shared DCGAN discriminator (anomzoo.layers.dcgan), Table 9's discriminator layers."""
-    from anomzoo.layers.dcgan import dcgan_discriminator
-
-    return dcgan_discriminator(image_shape, base_filters=base_filters, name="discriminator")

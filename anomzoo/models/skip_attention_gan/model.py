@@ -11,7 +11,7 @@ uses test data, so the raw A(x) is the score here and thresholds come from norma
 import keras
 from keras import ops
 
-from anomzoo.layers.dcgan import dcgan_discriminator
+from anomzoo.layers import dcgan
 from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
@@ -48,6 +48,7 @@ class SkipAttentionGAN(AnomalyModel):
         **kwargs,
     ):
         image_shape = tuple(int(d) for d in image_shape)
+        dcgan.check_image_shape(image_shape, type(self).__name__)
         config = dict(
             image_shape=image_shape, base_filters=base_filters, depth=depth, separable=separable,
             cbam_reduction=cbam_reduction, cbam_kernel_size=cbam_kernel_size,
@@ -62,7 +63,7 @@ class SkipAttentionGAN(AnomalyModel):
         self.generator = skip_attention_generator(
             image_shape, base_filters, depth, separable, cbam_reduction, cbam_kernel_size
         )
-        self.discriminator = dcgan_discriminator(image_shape, discriminator_filters)
+        self.discriminator = dcgan.dcgan_discriminator(image_shape, discriminator_filters)
         self.build((None, *image_shape))
 
     def default_optimizers(self, stage_steps=None):
