@@ -211,6 +211,12 @@ def run_case(case, variants, rounds, steps, peak):
     and the highest is kept: this machine's speed drifts (numpy's matmul gave 141 and 183 GFLOP/s
     twenty minutes apart), and a peak taken at a slow moment would inflate every percentage."""
     contenders = {v: Contender(case, v) for v in variants}
+    # One untimed round first: the first round after every contender is built ran 19-42% slower for
+    # plain and fast (not bf16, built last), and a median of three then fell on the slower of the two
+    # good rounds for some contenders only.
+    for contender in contenders.values():
+        contender.step(steps)
+        contender.fit()
     timings = {v: {"step": [], "fit": [], "fit_call": []} for v in variants}
     for _ in range(rounds):
         for variant, contender in contenders.items():
