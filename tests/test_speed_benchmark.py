@@ -61,8 +61,8 @@ def test_flop_count_leaves_out_gradients_tensorflow_never_runs():
 
 def _stage_row(variant, stage, share, rate, measured="2026-12-05 04:00 UTC"):
     return {"model": "attention_adgan", "preset": "cifar10", "variant": variant, "cpu_flags": ["avx512f"],
-            "commit": "abc", "measured": measured, "command": "python benchmarks/speed.py", "stages": ["first", "second"],
-            "stage": stage, "stage_share": share, "step_images_per_second": rate}
+            "commit": "abc", "measured": measured, "command": "python benchmarks/speed.py",
+            "stages": ["first", "second"], "stage": stage, "stage_share": share, "step_images_per_second": rate}
 
 
 def test_whole_run_weights_each_stage_by_its_share_of_the_epochs_within_one_run():
