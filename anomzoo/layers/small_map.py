@@ -11,6 +11,13 @@ layers take the product where the output map has at most `SMALL_MAP_POSITIONS` p
 only in training (the forward pass and the input gradient are TensorFlow's own either way, and
 inference and exports run the parent layer's code).
 
+The Conv2D takes the same product for every 1x1 kernel with a stride above 1 (a ResNet shortcut),
+whatever its map size, for another reason: TensorFlow 2.21's oneDNN kernel gradient for those
+corrupts the heap at some shapes and odd batch sizes (`tf.raw_ops.Conv2DBackpropFilter` of a 1x1,
+stride-2 kernel over a (3, 32, 32, 8) input aborts the process: "munmap_chunk(): invalid pointer"),
+so a last batch of 5 images killed CAVGA's, AnoSeg's and the attention network's training. Their
+patches are a strided slice of the input, and the product never calls that op.
+
 The classes keep Keras' class names so that `.keras` files store their weights under the same
 paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, and used, as
 PatchGradientConv2D and PatchGradientConv2DTranspose.
@@ -29,7 +36,10 @@ def patch_kernel_gradient(inputs, output_gradient, kernel_shape, strides, paddin
     import tensorflow as tf
 
     kh, kw, c_in, c_out = kernel_shape
-    patches = tf.image.extract_patches(inputs, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], padding)
+    if (kh, kw) == (1, 1):  # a 1x1 kernel pads nothing ("same" or "valid"): its patches are every stride-th pixel
+        patches = inputs[:, ::strides[0], ::strides[1], :]
+    else:
+        patches = tf.image.extract_patches(inputs, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], padding)
     product = tf.matmul(tf.reshape(patches, (-1, kh * kw * c_in)), tf.reshape(output_gradient, (-1, c_out)),
                         transpose_a=True)
     return tf.reshape(product, kernel_shape)
@@ -94,13 +104,20 @@ def _small(height, width):
     return height is not None and width is not None and height * width <= SMALL_MAP_POSITIONS
 
 
+def _strided_1x1(layer):
+    """A 1x1 kernel with a stride: oneDNN's kernel gradient of it can corrupt the heap (module doc)."""
+    return tuple(layer.kernel_size) == (1, 1) and tuple(layer.strides) != (1, 1)
+
+
 @keras.saving.register_keras_serializable(package="anomzoo", name="PatchGradientConv2D")
 class Conv2D(layers.Conv2D):
     """`keras.layers.Conv2D` whose kernel gradient, in training on an output map of at most
-    `SMALL_MAP_POSITIONS` positions, is one matrix product over image patches."""
+    `SMALL_MAP_POSITIONS` positions or with a strided 1x1 kernel, is one matrix product over image
+    patches."""
 
     def call(self, inputs, training=None):
-        if not (training and _plain_2d(self) and _small(*self.compute_output_shape(inputs.shape)[1:3])):
+        small = _small(*self.compute_output_shape(inputs.shape)[1:3])
+        if not (training and _plain_2d(self) and (small or _strided_1x1(self))):
             return super().call(inputs)
         outputs = conv2d(inputs, _kernel(self), tuple(self.strides), self.padding.upper())
         return _bias_and_activation(self, outputs)
