@@ -114,13 +114,16 @@ class CAVGA(AnomalyModel):
 
     def default_optimizers(self, stage_steps=None):
         """Adam at 1e-4 for G and for D, divided by 10 every `decay_every` of training (AVAGA A.1:
-        every 30 of 150 epochs); constant when the number of steps is unknown."""
+        every 30 of 150 epochs); constant when the number of steps is unknown, or too small to reach
+        the first decay."""
         steps = (stage_steps or {}).get("train")
         def rate():
             if not steps or not self.decay_every:
                 return self.learning_rate
             every = max(1, int(round(steps * self.decay_every)))
             bounds = list(range(every, steps, every))
+            if not bounds:  # a run too short for one decay (one step); Keras takes no empty boundary list
+                return self.learning_rate
             return keras.optimizers.schedules.PiecewiseConstantDecay(
                 bounds, [self.learning_rate * 0.1 ** i for i in range(len(bounds) + 1)])
         return {"g": FusedAdam(rate()), "d": FusedAdam(rate())}
