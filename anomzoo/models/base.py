@@ -236,6 +236,8 @@ class AnomalyModel(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
+        if isinstance(images, dict):  # a batch of the zoo's own pipelines: {"image": ...}
+            images = as_batch(images)["image"]
         return self.anomaly_outputs(images)
 
     def fit(self, *args, callbacks=None, **kwargs):
@@ -250,11 +252,22 @@ class AnomalyModel(keras.Model):
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        """`keras.Model.predict`, with numpy / tensor images checked against the inference contract
-        (see `check_images`); datasets and generators pass through unchecked."""
+        """`keras.Model.predict`, with images checked against the inference contract (see
+        `check_images`): numpy arrays, lists and tensors before anything runs, each batch of a
+        dataset or generator (images or {"image": ...} dicts) inside the predict step."""
+        if x is None:
+            raise ValueError(f"{type(self).__name__}.predict takes images, got None")
         if isinstance(x, (np.ndarray, list, tf.Tensor)):
             x = self.check_images(x)
+            if not len(x):  # Keras' predict fails on zero batches: empty outputs of the right shapes
+                outputs = super().predict(np.zeros((1, *self.image_shape), "float32"), *args, **kwargs)
+                return {key: value[:0] for key, value in outputs.items()}
         return super().predict(x, *args, **kwargs)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = as_batch(x)["image"]
+        return self(contract.check_images_in_graph(images, self.image_shape, type(self).__name__), training=False)
 
     def check_images(self, images):
         """Images as the model takes them: float32 (N, *image_shape) in [0, 1], uint8 divided by
