@@ -194,3 +194,22 @@ def test_cli_exports_a_run_directory_with_its_recorded_thresholds(tmp_path, caps
     metadata = json.loads((tmp_path / "e" / "metadata.json").read_text())
     assert sorted(metadata["files"]) == ["onnx"] and not (tmp_path / "e" / "m").exists()
     assert (metadata["version"], metadata["metrics"]["image_auroc"], metadata["score_threshold"]) == (3, 0.5, 0.25)
+
+
+@pytest.mark.parametrize("value, message", [(200.0, r"\[0, 1\].*divide 0-255 images by 255"), (np.nan, "without NaN")])
+def test_the_saved_model_refuses_images_outside_the_contract(exported, value, message):
+    """TF Serving runs the SavedModel's graph as it is: the check must be in it, or 0-255 values score
+    silently (tens of thousands) and NaN images pass as normal."""
+    import tensorflow as tf
+
+    trained, metadata, out, *_ = exported
+    signature = tf.saved_model.load(str(out / metadata["name"] / "1")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        signature(images=tf.fill((2, *trained.model.image_shape), value))
+
+
+def test_a_nan_score_is_anomalous_in_every_format():
+    from anomzoo.export.serving_model import Decision
+
+    decision = Decision(0.5)(np.array([np.nan, 0.4, 0.5, 0.6], np.float32))
+    np.testing.assert_array_equal(decision, [True, False, True, True])
