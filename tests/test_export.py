@@ -208,8 +208,19 @@ def test_the_saved_model_refuses_images_outside_the_contract(exported, value, me
         signature(images=tf.fill((2, *trained.model.image_shape), value))
 
 
-def test_a_nan_score_is_anomalous_in_every_format():
-    from anomzoo.export.serving_model import Decision
+def test_a_nan_image_is_anomalous_in_every_format(exported):
+    """Run the files themselves (the zoo's runners refuse NaN before running): NaN scores must not pass
+    as normal. Written as not(score < threshold), LiteRT's converter turned it into score >= threshold."""
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
 
-    decision = Decision(0.5)(np.array([np.nan, 0.4, 0.5, 0.6], np.float32))
-    np.testing.assert_array_equal(decision, [True, False, True, True])
+    trained, metadata, out, *_ = exported
+    images = np.full((1, *trained.model.image_shape), np.nan, np.float32)
+    interpreter = Interpreter(model_path=str(out / metadata["files"]["litert_float32"]["path"]))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    decisions = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details() if d["dtype"] == np.bool_]
+    session = onnxruntime.InferenceSession(str(out / metadata["files"]["onnx"]["path"]))
+    decisions += [o for o in session.run(None, {session.get_inputs()[0].name: images}) if o.dtype == np.bool_]
+    assert len(decisions) == 2 and all(d.tolist() == [True] for d in decisions), decisions

@@ -27,9 +27,9 @@ class Decision(keras.layers.Layer):
         self.threshold = float(threshold)
 
     def call(self, score):
-        # not (score < threshold) rather than score >= threshold: a NaN score is flagged anomalous,
-        # never passed as normal.
-        return ops.logical_not(ops.less(score, self.threshold))
+        # A NaN score (score != score) is flagged anomalous, never passed as normal. Not written as
+        # not(score < threshold): LiteRT's converter turns that into score >= threshold, false for NaN.
+        return ops.logical_or(ops.greater_equal(score, self.threshold), ops.not_equal(score, score))
 
     def compute_output_spec(self, score):
         return keras.KerasTensor(score.shape, dtype="bool")
