@@ -125,3 +125,9 @@ def test_adversarial_loss_keeps_its_gradient_when_the_discriminator_saturates():
     gradient = tape.gradient(loss, logits).numpy()
     assert float(loss) == pytest.approx(50.0, rel=1e-4)
     np.testing.assert_allclose(gradient, [-0.5, -0.5], rtol=1e-4)  # d/dlogit of mean BCE = (sigmoid - 1) / 2
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_a_dataset_seed_that_is_not_a_non_negative_int_is_named(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        load_dataset("digits", seed=seed)

@@ -135,6 +135,12 @@ def test_an_image_size_the_networks_cannot_take_is_an_error_that_names_the_model
         build_model(name, "tiny", image_shape=(24, 24, 3))
 
 
+@pytest.mark.parametrize("image_shape", [(32, 32), (32, 32, 1.5), (32, 32, 0), "32"])
+def test_an_image_shape_that_is_not_three_positive_ints_is_an_error(image_shape):
+    with pytest.raises(ValueError, match=r"image_shape=\(height, width, channels\), three positive ints"):
+        build_model("sagan", "tiny", image_shape=image_shape)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_bad_stage_and_preset_names_are_errors(name):
     model = build_model(name, "tiny")

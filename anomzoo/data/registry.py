@@ -122,6 +122,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     FileNotFoundError : a path that does not exist.
     DatasetError (a ValueError) : an unknown name or class, conflicting arguments, bad data.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DatasetError(f"seed must be a non-negative int, got {seed!r}")
     if weak_fraction is not None or labelled_validation_fraction is not None:
         # Both rearrange the plain protocol's splits: load it, then move images (weak labels first).
         from anomzoo.data.labelled_validation import hold_out_labelled

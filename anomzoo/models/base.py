@@ -47,6 +47,18 @@ class Stage:
     selection_metric: str | None = None
 
 
+def check_image_shape_form(image_shape, owner):
+    """(height, width, channels) as three positive ints; each model checks the sizes it can take."""
+    try:
+        shape = tuple(int(d) for d in image_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1 or shape != tuple(image_shape):
+        raise ValueError(f"{owner} takes image_shape=(height, width, channels), three positive ints, "
+                         f"got {image_shape!r}")
+    return shape
+
+
 def as_batch(data):
     """What `fit` / `evaluate` hand a step, as the dict every model reads.
 
@@ -127,6 +139,8 @@ class AnomalyModel(keras.Model):
             entries = [n for n, e in zoo.ENTRIES.items() if MODELS.get(e["model"]) is cls]
             raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}"
                              + (f" or a zoo entry ({', '.join(sorted(entries))})" if entries else ""))
+        if "image_shape" in overrides:
+            overrides["image_shape"] = check_image_shape_form(overrides["image_shape"], cls.__name__)
         return cls(**{**cls.presets[preset]["config"], **overrides})
 
     # -- stages ---------------------------------------------------------------------------------
