@@ -200,7 +200,8 @@ def test_every_stage_trains_on_batches_of_odd_sizes(name):
         "for stage in range(len(m.stages)):\n"
         "    m.set_stage(stage)\n"
         "    for batch in (3, 5, 7):\n"
-        "        m.train_on_batch({'image': np.random.default_rng(batch).random((batch, 32, 32, 3), dtype='float32')})\n"
+        "        images = np.random.default_rng(batch).random((batch, 32, 32, 3), dtype='float32')\n"
+        "        m.train_on_batch({'image': images})\n"
     )
     child = subprocess.run([sys.executable, "-c", script, name], capture_output=True, text=True)
     assert child.returncode == 0, f"{name} exited with {child.returncode}: {child.stderr[-2000:]}"

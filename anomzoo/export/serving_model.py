@@ -5,8 +5,9 @@ with one input, `images` (B, H, W, C) float32 in [0, 1], and three outputs:
 
 - `score` (B,): the model's image score, higher = more anomalous;
 - `anomaly_map` (B, H, W, 1): the model's map, higher = more anomalous;
-- `is_anomalous` (B,) bool: `score >= score_threshold` (or the score is NaN), the threshold chosen on normal validation
-  images, held as a constant in the graph so that every format decides as the Python model does.
+- `is_anomalous` (B,) bool: `score >= score_threshold` (or the score is NaN), the threshold chosen
+  on normal validation images, held as a constant in the graph so that every format decides as the
+  Python model does.
 
 The model is called with training=False (BatchNorm uses its moving statistics). Each format
 (SavedModel, LiteRT, ONNX) exports this one graph, so they cannot drift from each other.
@@ -19,8 +20,9 @@ OUTPUTS = ("score", "anomaly_map", "is_anomalous")
 
 
 class Decision(keras.layers.Layer):
-    """score >= threshold (and NaN scores anomalous), with the threshold a Python float (a constant in every exported graph;
-    a tensor built in the functional API would become a second input of the ONNX model)."""
+    """score >= threshold (and NaN scores anomalous), with the threshold a Python float (a constant in
+    every exported graph; a tensor built in the functional API would become a second input of the
+    ONNX model)."""
 
     def __init__(self, threshold, **kwargs):
         super().__init__(**kwargs)
