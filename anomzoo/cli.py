@@ -39,6 +39,13 @@ def _non_negative_int(value):
     return number
 
 
+def _port(value):
+    number = _int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, 1 to 65535, got {value!r}")
+    return number
+
+
 def _int(value):
     try:
         return int(value)
@@ -106,8 +113,9 @@ def build_parser():
                             "fast as float32 training (measured for every model: benchmarks/README.md); no faster "
                             "elsewhere; results close to, not equal to, float32 ones")
     _add_dataset_options(train, "digits")
-    evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory or .keras file)")
-    evaluate.add_argument("model_path")
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory, .keras file or "
+                                                    "zoo entry)")
+    evaluate.add_argument("model_path", help="run directory, .keras file or zoo entry")
     _add_dataset_options(evaluate, None)
     export = commands.add_parser("export", help="export a trained model: SavedModel (TF Serving), LiteRT, ONNX")
     export.add_argument("model_path", help="run directory or .keras file")
@@ -118,16 +126,18 @@ def build_parser():
     export.add_argument("--version", type=_positive_int, default=1)
     _add_dataset_options(export, None)
     predict = commands.add_parser("predict", help="score image files: a table (CSV, JSON) and anomaly-map overlays")
-    predict.add_argument("model", help="run directory, .keras file, export folder or file, or zoo entry")
-    predict.add_argument("images", nargs="+", help="image files, folders (searched recursively) or glob patterns")
-    predict.add_argument("--out", help="where to write predictions.csv / .json and maps/ (default: "
-                                       "predictions/<time>)")
+    predict.add_argument("model", help="run directory, .keras file, export folder (or its <name>/ folder) or "
+                                       "exported file, or zoo entry")
+    predict.add_argument("images", nargs="+", help="image files, folders (searched recursively, hidden files "
+                                                   "skipped) or glob patterns; each must yield a file")
+    predict.add_argument("--out", help="a new or empty folder to write predictions.csv / .json and maps/ into "
+                                       "(default: predictions/<time>)")
     predict.add_argument("--batch-size", type=_positive_int, default=32)
     predict.add_argument("--no-maps", action="store_true", help="write the table only")
     serve = commands.add_parser("serve", help="answer TF Serving's REST predict API from an export (local testing)")
     serve.add_argument("export_path", help="export folder (anomzoo export), <name>/ or <name>/<version>/")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_positive_int, default=8501)
+    serve.add_argument("--port", type=_port, default=8501)
     zoo = commands.add_parser("zoo", help="trained models: list | info NAME | get NAME")
     zoo.add_argument("action", choices=["list", "info", "get"])
     zoo.add_argument("name", nargs="?", help="entry name (info, get)")
@@ -156,14 +166,30 @@ def _export(args):
     return 0
 
 
+def _evaluated_model(source):
+    """A run directory or .keras file as given, or the weights file of the zoo entry so named (as
+    predict takes it); anything else is an error naming the three that are expected."""
+    from anomzoo import zoo
+
+    if pathlib.Path(source).exists():
+        return source
+    if zoo.is_entry(source):
+        return zoo.fetch(source)
+    raise FileNotFoundError(f"no trained model at {source}: expected a run directory, a .keras file or a zoo "
+                            "entry name (anomzoo zoo list shows them)")
+
+
 def _predict(args):
+    from anomzoo.files import atomic_directory, check_new_directory
     from anomzoo.predict import collect_images, open_predictor, predict_files
 
+    out = pathlib.Path(args.out or f"predictions/{time.strftime('%Y%m%d-%H%M%S')}")
+    check_new_directory(out)  # before minutes of scoring; a non-empty one would mix two tables' overlays
     files = collect_images(args.images)
     predictor = open_predictor(args.model)
-    out = pathlib.Path(args.out or f"predictions/{time.strftime('%Y%m%d-%H%M%S')}")
-    rows = predict_files(predictor, files, out, batch_size=args.batch_size, maps=not args.no_maps,
-                         progress=sys.stdout.isatty())
+    with atomic_directory(out) as tmp:  # the table and its maps appear together, or nothing does
+        rows = predict_files(predictor, files, tmp, batch_size=args.batch_size, maps=not args.no_maps,
+                             progress=sys.stdout.isatty())
     failed = [row for row in rows if row["error"]]
     flagged = sum(row["verdict"] == "anomalous" for row in rows)
     verdicts = (f", {flagged} anomalous (score >= {predictor.score_threshold:.6g})"
@@ -258,7 +284,7 @@ def main(argv=None):
                 print(f"continuing {out_dir}", file=sys.stderr)
             results = runs.train_run(args.model, out_dir, **options)
         else:
-            results = runs.evaluate_run(args.model_path, out_dir, dataset=args.dataset,
+            results = runs.evaluate_run(_evaluated_model(args.model_path), out_dir, dataset=args.dataset,
                                         batch_size=args.batch_size, seed=args.seed, **_dataset_options(args))
         print(_summary(results, out_dir))
         return 0

@@ -25,6 +25,22 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def check_new_directory(path, flag="--out"):
+    """Refuse `path` (a ValueError naming it and `flag`) unless a new or empty directory can be written
+    there; cheap, so a command calls it before its long work rather than failing after it."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a new folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise ValueError(f"{flag} {path} is not empty; choose a new folder (results of different "
+                         "commands are never mixed)")
+    existing = next(p for p in (path, *path.parents) if p.exists())  # "." or "/" at the latest
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: {existing} is a file, so no folder can be made under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {existing} is not writable")
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yield a temporary directory beside `path`; rename it onto `path` on success (`path` must not

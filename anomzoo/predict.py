@@ -1,8 +1,9 @@
 """`anomzoo predict MODEL IMAGES...`: score image files with a trained model or an export.
 
-MODEL is a run directory, a `.keras` file, an export folder (as `anomzoo export` writes it), one
-exported file (SavedModel directory, `.tflite`, `.onnx`) or a zoo entry name. IMAGES are files,
-folders (searched recursively) or glob patterns. Files are read exactly as the dataset loaders read
+MODEL is a run directory, a `.keras` file, an export folder (as `anomzoo export` writes it), its
+TF Serving model base path `<name>/` (latest version), one exported file (SavedModel directory,
+`.tflite`, `.onnx`) or a zoo entry name. IMAGES are files, folders (searched recursively, hidden
+files and folders skipped) or glob patterns. Files are read exactly as the dataset loaders read
 them (`anomzoo.data.load_image`), so the scores equal those `anomzoo evaluate` computes.
 
 Writes `<out>/predictions.csv` and `<out>/predictions.json` (path, score, verdict, error) and, per
@@ -20,7 +21,7 @@ import pathlib
 import numpy as np
 
 from anomzoo.data import DatasetError, load_image
-from anomzoo.data.mvtec import IMAGE_EXTENSIONS
+from anomzoo.data.mvtec import IMAGE_EXTENSIONS, is_hidden
 from anomzoo.files import atomic_path, write_json, write_text
 
 
@@ -47,6 +48,7 @@ def _export_metadata(path):
 def open_predictor(source):
     """A `Predictor` for `source` (see the module docstring)."""
     from anomzoo.export import load_export
+    from anomzoo.export.server import find_saved_model
 
     path = pathlib.Path(source)
     if not path.exists():
@@ -56,6 +58,8 @@ def open_predictor(source):
             return _keras_predictor(*zoo.load(str(source), with_thresholds=True), f"zoo:{source}")
         raise FileNotFoundError(f"{source}: no such run directory, model file or export, and not a zoo entry "
                                 f"(anomzoo zoo list shows them)")
+    if path.is_dir() and any(p.name.isdigit() and (p / "saved_model.pb").is_file() for p in path.iterdir()):
+        path = find_saved_model(path)[2]  # a TF Serving model base path: its latest version, as serve takes it
     metadata = _export_metadata(path)
     if (path / "metadata.json").is_file():  # an export folder: its SavedModel (else its first file)
         files = metadata["files"]
@@ -85,23 +89,31 @@ def _keras_predictor(model, score_threshold, map_threshold, source):
 
 
 def collect_images(patterns):
-    """Image files named by `patterns` (files, folders searched recursively, globs), in order, once each."""
+    """Image files named by `patterns` (files, folders searched recursively, globs), in order, once each.
+
+    A folder or glob that yields no file is an error naming it, even beside others that do: it is
+    most often a typo, and a table silently missing those images would look complete.
+    """
     found = []
     for pattern in patterns:
         path = pathlib.Path(pattern)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            # Hidden files and folders (AppleDouble ._x.png, .ipynb_checkpoints, __MACOSX) are not data.
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(is_hidden(part) for part in p.relative_to(path).parts))
+            if not files:
+                raise FileNotFoundError(f"no image files in {path} (searched recursively for "
+                                        f"{', '.join(IMAGE_EXTENSIONS)})")
         elif path.exists():
-            found.append(path)
+            files = [path]  # named explicitly: read whatever its name, hidden or not
         elif glob.has_magic(str(pattern)):
-            matches = sorted(pathlib.Path(p) for p in glob.glob(str(pattern), recursive=True))
-            found += [p for p in matches if p.is_file()]
+            files = sorted(p for p in map(pathlib.Path, glob.glob(str(pattern), recursive=True)) if p.is_file())
+            if not files:
+                raise FileNotFoundError(f"no files match {pattern!r}")
         else:
-            found.append(path)  # reported as an error row, as any unreadable file
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise FileNotFoundError(f"no image files in {list(patterns)} ({', '.join(IMAGE_EXTENSIONS)} expected)")
-    return unique
+            files = [path]  # reported as an error row, as any unreadable file
+        found += files
+    return list(dict.fromkeys(found))
 
 
 def predict_files(predictor, files, out_dir, batch_size=32, maps=True, progress=True):

@@ -130,3 +130,17 @@ def test_train_in_bfloat16_records_the_option_and_saves_a_bfloat16_model(tmp_pat
     assert metrics["provenance"]["model_options"] == {"precision": "bfloat16"}
     assert json.loads((run / "run.json").read_text())["request"]["model_options"] == {"precision": "bfloat16"}
     assert anomzoo.load_model(run / "model.keras").precision == "bfloat16"
+
+
+def test_evaluate_takes_a_zoo_entry_as_predict_does(tmp_path, capsys):
+    from anomzoo import zoo
+
+    recorded = zoo.info("sagan_digits0")["metrics"]["image_auroc"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["evaluate", "sagan_digits0", "--dataset", "digits", "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["image_auroc"] == pytest.approx(recorded, abs=1e-4)
+    assert main(["evaluate", "sagan_digits9", "--dataset", "digits", "--out", str(tmp_path / "f")]) == 2
+    error = capsys.readouterr().err
+    assert "sagan_digits9" in error and "run directory, a .keras file or a zoo entry" in error, error
+    assert not (tmp_path / "f").exists()

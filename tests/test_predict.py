@@ -3,6 +3,7 @@ a zoo entry, with the scores `evaluate` computes on the same files."""
 
 import csv
 import json
+import pathlib
 
 import cv2
 import keras
@@ -13,6 +14,7 @@ from anomzoo import cli, evaluation, zoo
 from anomzoo.data import load_dataset
 from anomzoo.export import export, open_trained
 from anomzoo.models import build_model
+from anomzoo.predict import collect_images
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,10 @@ def test_predict_with_an_export_and_a_glob(tire_run, tire_root, tmp_path):
     trained = open_trained(run / "model.keras", dataset=str(tire_root))
     export(trained, tmp_path / "export", formats=["saved_model", "onnx"])
     pattern = str(tire_root / "test" / "hole" / "00[0-3].png")
-    for source in (tmp_path / "export", tmp_path / "export" / "onnx" / "skip_attention_gan.onnx"):
+    # the export folder, one exported file, and the TF Serving model base path that `anomzoo serve` takes
+    sources = (tmp_path / "export", tmp_path / "export" / "onnx" / "skip_attention_gan.onnx",
+               tmp_path / "export" / "skip_attention_gan")
+    for source in sources:
         out = tmp_path / f"p_{source.name}"
         assert cli.main(["predict", str(source), pattern, "--out", str(out)]) == 0
         rows = read_table(out)
@@ -101,3 +106,65 @@ def test_predict_errors(tmp_path, capsys):
     (tmp_path / "a.png").write_bytes(b"x")
     assert cli.main(["predict", "no_such_model", str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]) == 2
     assert "not a zoo entry" in capsys.readouterr().err
+
+
+def write_grey(path, size=8):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((size, size, 3), 128, np.uint8)), path
+    return path
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "an earlier predictions folder"])
+def test_a_bad_out_is_refused_before_the_model_is_loaded(where, tmp_path, capsys):
+    """No model is loaded (the name is no model at all): --out is the first thing checked."""
+    (tmp_path / "taken").write_text("precious")
+    earlier = tmp_path / "earlier"
+    write_grey(earlier / "maps" / "old_000.png")
+    out = {"a file": tmp_path / "taken", "under a file": tmp_path / "taken" / "sub",
+           "an earlier predictions folder": earlier}[where]
+    image = write_grey(tmp_path / "a.png")
+    assert cli.main(["predict", "no_such_model", str(image), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"anomzoo: error: --out {out}") and error.count("\n") == 1, error
+    if where == "an earlier predictions folder":
+        assert "choose a new folder" in error
+    assert (tmp_path / "taken").read_text() == "precious"
+    assert [p.name for p in earlier.rglob("*")] == ["maps", "old_000.png"]
+
+
+def test_predict_writes_into_an_empty_folder_and_reads_tiff_and_webp(tire_run, tire_root, tmp_path):
+    run, *_ = tire_run
+    image = cv2.imread(str(tire_root / "test" / "good" / "000.png"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for extension in (".png", ".tif", ".webp"):
+        assert cv2.imwrite(str(photos / f"000{extension}"), image, [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli.main(["predict", str(run), str(photos), "--out", str(out), "--no-maps"]) == 0
+    rows = read_table(out)
+    assert [pathlib.Path(r["path"]).name for r in rows] == ["000.png", "000.tif", "000.webp"]
+    assert len({r["score"] for r in rows}) == 1, "the same pixels give the same score in every format"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"], "no temporary folder left behind"
+
+
+def test_a_folder_search_skips_hidden_files_folders_and_folders_named_as_images(tmp_path):
+    photos = tmp_path / "photos"
+    for name in ("a.png", "b.tif", "c.tiff", "d.webp", "sub/e.TIF", "._a.png", ".ipynb_checkpoints/a-checkpoint.png",
+                 "__MACOSX/photos/a.png", ".hidden/f.png"):
+        write_grey(photos / name)
+    (photos / "dir.png").mkdir()
+    wanted = [photos / n for n in ("a.png", "b.tif", "c.tiff", "d.webp", "sub/e.TIF")]
+    assert collect_images([str(photos)]) == wanted
+    assert collect_images([str(photos / "*.png")]) == [photos / "a.png"]  # not the folder dir.png
+    assert collect_images([str(photos / "._a.png")]) == [photos / "._a.png"], "a file named is read, hidden or not"
+
+
+def test_a_pattern_that_matches_nothing_is_an_error_beside_others(tmp_path, capsys):
+    image = write_grey(tmp_path / "a.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for missing in (str(tmp_path / "*.tif"), str(empty)):
+        assert cli.main(["predict", "no_such_model", missing, str(image), "--out", str(tmp_path / "p")]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("anomzoo: error:") and missing in error, error
