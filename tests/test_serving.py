@@ -9,6 +9,7 @@ the REST body decoded as TF Serving's REST API documents (base64 objects to byte
 import base64
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomzoo.cli import main
 from anomzoo.data import load_image
 from anomzoo.export import export, open_trained
 from anomzoo.export.server import make_server
@@ -140,6 +142,24 @@ def test_serve_speaks_the_row_format_float_signature_and_errors(served, exported
     status, body = post(f"{url}/v1/models/{name}:predict",
                         {"signature_name": "serve_bytes", "inputs": {"image_bytes": [{"b64": "bm90IGFuIGltYWdl"}]}})
     assert status == 400 and body["error"]
+
+
+@pytest.mark.parametrize("body", [{"instances": 5}, {"instances": {"image": 1}}, [1, 2],
+                                  {"instances": [{"images": [0.0]}, 3]}, {"signature_name": [1], "inputs": []}])
+def test_a_malformed_body_is_answered_400_not_a_dropped_connection(served, body):
+    url, name = served
+    status, answer = post(f"{url}/v1/models/{name}:predict", body)
+    assert status == 400 and answer["error"], answer
+
+
+def test_serve_on_a_taken_port_is_one_line_naming_it(exported, capsys):
+    with socket.socket() as holder:  # another process's server, as far as serve can tell
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert main(["serve", str(exported[0]), "--port", str(port)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"anomzoo: error: cannot listen on 127.0.0.1:{port}") and error.count("\n") == 1, error
 
 
 def test_runner_checks_images_as_the_model_does(exported):

@@ -81,15 +81,23 @@ class ServedModel:
     def predict(self, body):
         """A predict request body (dict) -> (response dict, HTTP status)."""
         tf = self._tf
+        if not isinstance(body, dict):
+            return {"error": "JSON request must be an object with \"instances\" or \"inputs\""}, 400
         name = body.get("signature_name", "serving_default")
-        if name not in self.signatures:
+        if not isinstance(name, str) or name not in self.signatures:
             return {"error": f"Serving signature name: \"{name}\" not found in signature def"}, 400
         signature = self.signatures[name]
         specs = signature.structured_input_signature[1]
         row_format = "instances" in body
         if row_format == ("inputs" in body):
             return {"error": "JSON request must have exactly one of \"instances\" or \"inputs\""}, 400
-        inputs = _named_inputs(body["instances"] if row_format else body["inputs"], specs, row_format)
+        raw = body["instances"] if row_format else body["inputs"]
+        if row_format and not isinstance(raw, list):
+            return {"error": "\"instances\" must be a list, one item per instance"}, 400
+        try:
+            inputs = _named_inputs(raw, specs, row_format)
+        except (KeyError, TypeError) as error:  # instances naming other inputs than the first, or none
+            return {"error": f"every instance must name the inputs the first one names: {error!r}"}, 400
         if sorted(inputs) != sorted(specs):
             return {"error": f"signature {name} takes inputs {sorted(specs)}, got {sorted(inputs)}"}, 400
         try:
@@ -149,6 +157,9 @@ def make_server(export_path, host="127.0.0.1", port=8501):
         def log_message(self, format, *args):  # one line per request, as TF Serving's access log
             print(f"{self.address_string()} {self.command} {self.path} {args[1] if len(args) > 1 else ''}")
 
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+    except OSError as error:  # the port is taken (often by another server), or the host is not this machine
+        raise ValueError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
     server.served = served
     return server
