@@ -206,6 +206,8 @@ def test_the_same_seed_gives_the_same_run(name, options, tmp_path):
     (["train", "sagan", "--epochs", "0"], "--epochs"),
     (["train", "sagan", "--image-size", "many"], "--image-size"),
     (["train", "sagan", "--labelled-validation", "1.5"], "--labelled-validation"),
+    (["serve", "export", "--port", "70000"], "--port"),
+    (["serve", "export", "--port", "0"], "--port"),
 ])
 def test_bad_numbers_name_their_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -344,3 +346,43 @@ def test_a_failed_evaluation_leaves_no_directory(tmp_path, capsys):
     out = tmp_path / "evaluation"
     assert main(["evaluate", str(tmp_path / "no-model"), "--dataset", "digits", "--out", str(out)]) == 2
     assert not out.exists() and "no trained model" in _error(capsys)
+
+
+# -- files that tools leave beside the data, and other image formats ---------------------------------
+
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # the header of macOS' ._name files
+
+
+def test_hidden_files_and_folders_are_not_data(small_tire):
+    """A folder copied from a Mac or zipped there, or opened in Jupyter, loads as the bare one does."""
+    bare = load_mvtec(small_tire, image_size=32)
+    (small_tire / "train" / "good" / "._000.png").write_bytes(APPLE_DOUBLE)
+    (small_tire / "test" / "cut" / "._001.png").write_bytes(APPLE_DOUBLE)  # would need a mask if it were data
+    for hidden in (".ipynb_checkpoints", "__MACOSX"):
+        shutil.copytree(small_tire / "test" / "good", small_tire / "test" / hidden)
+    data = load_mvtec(small_tire, image_size=32)
+    assert sorted(set(data.test.defect_types)) == ["cut", "good"]
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(getattr(data, split).paths, getattr(bare, split).paths)
+        np.testing.assert_array_equal(getattr(data, split).images, getattr(bare, split).images)
+
+
+def test_tiff_and_webp_images_and_masks_load_as_png_ones_do(small_tire):
+    bare = load_mvtec(small_tire, image_size=32)
+    converted = {"train/good/000.png": ".tif", "train/good/001.png": ".webp", "test/cut/000.png": ".tiff",
+                 "test/cut/001.png": ".TIF", "ground_truth/cut/000_mask.png": ".tif",
+                 "ground_truth/cut/001_mask.png": ".webp"}
+    for name, extension in converted.items():
+        png = small_tire / name
+        image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        target = png.with_suffix(extension)
+        # WebP at quality above 100 is lossless, so the loaded pixels can be compared with the PNG's
+        assert cv2.imwrite(str(target), image, [cv2.IMWRITE_WEBP_QUALITY, 101]), target
+        png.unlink()
+    data = load_mvtec(small_tire, image_size=32)
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(getattr(data, split).images, getattr(bare, split).images)
+        np.testing.assert_array_equal(getattr(data, split).masks, getattr(bare, split).masks)
+    assert any(path.endswith("000.tif") for path in data.train.paths) or \
+        any(path.endswith("000.tif") for path in data.validation.paths)

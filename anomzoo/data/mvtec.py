@@ -8,6 +8,8 @@ The layout (MVTec AD, MVTec 3D-AD's RGB part, and most industrial sets users bri
     <category>/test/<defect>/*.png            defective test images, one folder per defect type
     <category>/ground_truth/<defect>/<stem>_mask.png   one binary mask per defective test image
 
+Image files end in one of IMAGE_EXTENSIONS; hidden files and folders (see `is_hidden`) are skipped.
+
 This module also holds the small OpenCV helpers (decode, resize, channel conversion) that the
 other image loaders share, so that every dataset is decoded the same way.
 """
@@ -25,7 +27,15 @@ from anomzoo.data.errors import DatasetError
 from anomzoo.data.protocols import split_off_validation
 from anomzoo.data.types import AnomalyDataset, Split
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+# TIFF and WebP too: OpenCV decodes them, and industrial cameras often write TIFF.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_hidden(path: str | os.PathLike) -> bool:
+    """Whether a file or folder is one that tools leave beside the data (never data itself): dot names
+    (macOS' AppleDouble ``._x.png``, ``.DS_Store``, ``.ipynb_checkpoints``) and zip's ``__MACOSX``."""
+    name = pathlib.Path(path).name
+    return name.startswith(".") or name == "__MACOSX"
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +148,8 @@ def list_images(folder: pathlib.Path) -> list[pathlib.Path]:
     """The image files of ``folder``, sorted by name so that the order is deterministic."""
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p))
     if not files:
         raise DatasetError(f"no images in {folder} (files ending in {', '.join(IMAGE_EXTENSIONS)} expected)")
     return files
@@ -149,7 +160,7 @@ def find_mask(root: pathlib.Path, defect: str, image_path: pathlib.Path) -> path
     expected = root / "ground_truth" / defect / f"{image_path.stem}_mask.png"
     if expected.is_file():
         return expected
-    # A few datasets store masks as .bmp/.jpg; accept those too before giving up.
+    # Some datasets store masks as .bmp, .jpg or .tif; accept any image extension before giving up.
     for ext in IMAGE_EXTENSIONS:
         for candidate in (expected.with_suffix(ext), expected.with_suffix(ext.upper())):
             if candidate.is_file():
@@ -245,7 +256,7 @@ def load_mvtec(root: str | os.PathLike, *, image_size: int | None = 256, channel
     train_files = list_images(root / "train" / "good")
     val_dir = root / "validation" / "good"
     val_files = list_images(val_dir) if val_dir.is_dir() else []
-    defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir())
+    defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir() and not is_hidden(p))
     if not any(p.name != "good" for p in defect_dirs):
         raise DatasetError(f"{root / 'test'} holds no defect folder (test/good/ and at least one test/<defect>/ "
                            "expected): anomaly metrics need defective test images")
