@@ -136,3 +136,10 @@ def test_weights_load_across_the_keras_and_patch_gradient_layers(tmp_path):
     loaded.load_weights(tmp_path / "plain.weights.h5")
     x = np.random.default_rng(6).normal(size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x), written(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, strides", [((3, 13, 12, 5), (2, 2)), ((3, 11, 10, 5), (3, 2)), ((1, 7, 9, 2), (4, 3))])
+def test_every_stride_th_pixel_is_the_strided_slice(shape, strides):
+    images = np.random.default_rng(7).random(shape, dtype=np.float32)
+    np.testing.assert_array_equal(small_map.every_stride_th_pixel(tf.constant(images), strides),
+                                  images[:, ::strides[0], ::strides[1], :])
