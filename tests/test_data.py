@@ -365,6 +365,9 @@ def test_cifar10_folder_and_pickles(tmp_path):
     for split in ("train", "test"):
         for name in cifar10.CLASS_NAMES:
             write_image(tmp_path / "cifar10" / split / name / "0000.png", rng.integers(0, 256, (32, 32, 3), np.uint8))
+    # What other tools leave beside the data is not data: a notebook's checkpoints, macOS' AppleDouble files.
+    write_image(tmp_path / "cifar10" / "train" / ".ipynb_checkpoints" / "0000.png", np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "cifar10" / "train" / "cat" / "._0000.png").write_bytes(b"\x00\x05\x16\x07")
     x_train, y_train, x_test, y_test, _ = cifar10.load_cifar10_arrays(tmp_path / "cifar10")
     assert x_train.shape == (10, 32, 32, 3) and y_test.tolist() == list(range(10))
 

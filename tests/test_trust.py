@@ -64,6 +64,14 @@ def test_an_out_that_is_a_file_is_refused_before_any_data_is_loaded(tmp_path, ca
     assert time.time() - started < 5, "the check must come before data loading and training"
 
 
+def test_export_checks_its_out_before_loading_the_model(tmp_path, capsys):
+    """A used --out is named at once, before the (here missing) model would be loaded."""
+    used = tmp_path / "exports"
+    (used / "old").mkdir(parents=True)
+    assert main(["export", str(tmp_path / "no-model.keras"), "--out", str(used)]) == 2
+    assert f"--out {used} is not empty" in _error(capsys) and (used / "old").is_dir()
+
+
 def test_an_out_under_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main([*TINY_TRAIN, "--out", str(tmp_path / "file" / "run")]) == 2

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from anomzoo.data.errors import DatasetError
-from anomzoo.data.mvtec import IMAGE_EXTENSIONS, read_image, to_hwc_rgb
+from anomzoo.data.mvtec import IMAGE_EXTENSIONS, is_hidden, read_image, to_hwc_rgb
 
 # The standard CIFAR-10 label order (batches.meta of the original release).
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -91,10 +91,10 @@ def load_cifar10_folder(root: str | os.PathLike) -> Arrays:
         split_dir = root / split
         if not split_dir.is_dir():
             raise FileNotFoundError(f"CIFAR-10 folder {split_dir} not found (expected {root}/{{train,test}}/<class>/)")
-        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p)):
             label = _class_index(class_dir.name, str(split_dir))
             for file in sorted(class_dir.iterdir()):
-                if file.suffix.lower() in IMAGE_EXTENSIONS:
+                if file.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(file):
                     items[split].append((label, str(file), read_image(file)))
     return _assemble(items, str(root))
 
