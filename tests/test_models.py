@@ -139,6 +139,8 @@ def test_an_image_size_the_networks_cannot_take_is_an_error_that_names_the_model
 def test_an_image_shape_that_is_not_three_positive_ints_is_an_error(image_shape):
     with pytest.raises(ValueError, match=r"image_shape=\(height, width, channels\), three positive ints"):
         build_model("sagan", "tiny", image_shape=image_shape)
+    with pytest.raises(ValueError, match=r"CAVGA takes image_shape=\(height, width, channels\)"):
+        MODELS["cavga"](image_shape=image_shape)  # the constructor itself, not only the presets
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -48,7 +48,8 @@ class Stage:
 
 
 def check_image_shape_form(image_shape, owner):
-    """(height, width, channels) as three positive ints; each model checks the sizes it can take."""
+    """(height, width, channels) as a tuple of three positive ints, or a ValueError naming `owner`;
+    each model's constructor calls it first, then checks the sizes its networks can take."""
     try:
         shape = tuple(int(d) for d in image_shape)
     except (TypeError, ValueError):
@@ -139,8 +140,6 @@ class AnomalyModel(keras.Model):
             entries = [n for n, e in zoo.ENTRIES.items() if MODELS.get(e["model"]) is cls]
             raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}"
                              + (f" or a zoo entry ({', '.join(sorted(entries))})" if entries else ""))
-        if "image_shape" in overrides:
-            overrides["image_shape"] = check_image_shape_form(overrides["image_shape"], cls.__name__)
         return cls(**{**cls.presets[preset]["config"], **overrides})
 
     # -- stages ---------------------------------------------------------------------------------

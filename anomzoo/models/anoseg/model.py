@@ -21,7 +21,8 @@ from keras import ops
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.models.anoseg import networks
 from anomzoo.models.anoseg.presets import PRESETS
-from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, masked_mean_per_image, mean_over_pixels
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form,
+                                 masked_mean_per_image, mean_over_pixels)
 from anomzoo.optimizers import FusedAdam
 
 SCORES = ("detector", "map_max", "map_top1")
@@ -98,7 +99,7 @@ class AnoSeg(AnomalyModel):
         synthesis_seed=0,
         **kwargs,
     ):
-        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = check_image_shape_form(image_shape, type(self).__name__)
         stride = networks.encoder_stride_for(image_shape, encoder_stride)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")

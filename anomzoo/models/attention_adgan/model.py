@@ -32,8 +32,8 @@ from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
 from anomzoo.models.attention_adgan.presets import PRESETS
 from anomzoo.layers import dcgan
-from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
-                                 sample_gaussian)
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, gaussian_kl,
+                                 mean_over_pixels, sample_gaussian)
 from anomzoo.models.cavga import networks as cavga_networks
 from anomzoo.optimizers import FusedAdam
 
@@ -101,7 +101,7 @@ class AttentionADGAN(AnomalyModel):
         synthesis_seed=0,
         **kwargs,
     ):
-        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")

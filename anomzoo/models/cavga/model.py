@@ -24,8 +24,8 @@ import tensorflow as tf
 from keras import ops
 
 from anomzoo.layers import dcgan, gradcam
-from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, gaussian_kl, mean_over_pixels,
-                                 sample_gaussian)
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, gaussian_kl,
+                                 mean_over_pixels, sample_gaussian)
 from anomzoo.models.cavga import networks
 from anomzoo.models.cavga.presets import PRESETS
 from anomzoo.optimizers import FusedAdam
@@ -73,7 +73,7 @@ class CAVGA(AnomalyModel):
         decay_every=0.2,
         **kwargs,
     ):
-        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
         if decoder not in ("residual", "dcgan"):
             raise ValueError(f"decoder must be 'residual' or 'dcgan', got {decoder!r}")

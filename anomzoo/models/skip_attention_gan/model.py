@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from anomzoo.layers import dcgan
-from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, mean_over_pixels
+from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, mean_over_pixels
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
 from anomzoo.models.skip_attention_gan.presets import PRESETS
@@ -47,7 +47,7 @@ class SkipAttentionGAN(AnomalyModel):
         learning_rate=2e-3,
         **kwargs,
     ):
-        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
         config = dict(
             image_shape=image_shape, base_filters=base_filters, depth=depth, separable=separable,
