@@ -218,3 +218,30 @@ def test_a_run_of_one_step_per_stage_trains(name, digits):
     result = training.train(model, data, epochs=len(model.stages), batch_size=16, seed=0, verbose=0)
     assert result.stage_epochs == [1] * len(model.stages)
     assert np.all(np.isfinite(result.history.history["loss"]))
+
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_discriminator_sees_real_and_fake_images_in_one_batch(name, digits, monkeypatch):
+    """BatchNorm in a discriminator normalises real and fake images together in training, as its
+    moving statistics do when it scores: every training call of a discriminator takes a batch of
+    every kind at once (2 or 3 times the images), never a pure-real or pure-fake batch."""
+    model = build_model(name, "tiny", image_shape=digits.image_shape)
+    images = digits.train.images[:4].astype("float32") / 255.0
+    discriminators = [getattr(model, n) for n in dir(model)
+                      if n.endswith("discriminator") and isinstance(getattr(model, n), keras.Model)]
+    assert discriminators
+    calls = []
+    original = keras.Model.__call__
+
+    def spy(network, inputs, *args, **kwargs):
+        if kwargs.get("training") and any(network is d for d in discriminators):
+            calls.append(int(inputs.shape[0]))
+        return original(network, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "__call__", spy)
+    for stage in model.stages:
+        model.set_stage(stage.name)
+        calls.clear()
+        model.loss_terms({"image": images}, stage.name, training=True)
+        assert calls and all(size in (8, 12) for size in calls), (stage.name, calls)

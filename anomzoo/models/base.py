@@ -14,8 +14,9 @@ this class owns the step and a model declares:
   and masks never part in `tf.data`;
 - `anomaly_outputs(images)` -> the inference contract {"score": (B,), "anomaly_map": (B, H, W, 1)},
   higher meaning more anomalous; extra outputs may be added by name;
-- `default_optimizers(stage_steps)` -> {player: optimizer}, its paper's rates and schedule, where
-  `stage_steps` maps a stage name to the number of steps it will train (None when unknown).
+- `default_optimizers(stage_steps, steps_per_epoch)` -> {player: optimizer}, its paper's rates and
+  schedule, where `stage_steps` maps a stage name to the number of steps it will train and
+  `steps_per_epoch` is the length of an epoch (each None when unknown).
 
 One forward pass feeds every player of a stage: each player's gradient is taken from the same
 tape, so a generator's step sees the discriminator as it is and vice versa, exactly the
@@ -24,6 +25,7 @@ total is "loss" (so TerminateOnNaN and EarlyStopping work), the others' "<player
 other term under its own name. Everything here except the gradient tape is backend-neutral.
 """
 
+import contextlib
 import dataclasses
 
 import keras
@@ -107,7 +109,7 @@ class AnomalyModel(keras.Model):
     def anomaly_outputs(self, images):
         raise NotImplementedError
 
-    def default_optimizers(self, stage_steps=None):
+    def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         raise NotImplementedError
 
     #: each stage's share of `training.train(epochs=N)`, in stage order (a two-stage model overrides).
@@ -189,11 +191,11 @@ class AnomalyModel(keras.Model):
 
     # -- Keras plumbing -------------------------------------------------------------------------
 
-    def compile(self, optimizers=None, stage_steps=None, **kwargs):
+    def compile(self, optimizers=None, stage_steps=None, steps_per_epoch=None, **kwargs):
         """Set every player's optimizer: `optimizers` {player: optimizer}, else the paper's defaults
-        (`stage_steps` {stage: steps} lets their schedules end with training). Other keyword
-        arguments go to `keras.Model.compile`."""
-        chosen = dict(self.default_optimizers(stage_steps))
+        (`stage_steps` {stage: steps} lets their schedules end with training, `steps_per_epoch`
+        lets them count in epochs). Other keyword arguments go to `keras.Model.compile`."""
+        chosen = dict(self.default_optimizers(stage_steps, steps_per_epoch))
         chosen.update(optimizers or {})
         players = [p for s in self.stages for p in s.players]
         if sorted(chosen) != sorted(players):
@@ -335,6 +337,11 @@ def mean_over_pixels(x):
     return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
 
 
+def sum_over_pixels(x):
+    """Per-image sum over all but the batch axis: (B, ...) -> (B,)."""
+    return ops.sum(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
+
+
 def masked_mean_per_image(values, weights, epsilon=1e-6):
     """Per-image weighted mean: sum(values * weights) / sum(weights) over all but the batch axis.
 
@@ -351,9 +358,73 @@ def sample_gaussian(mu, log_var, seed):
     return mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=seed)
 
 
+def decode_sample(decoder, z, mu, training):
+    """A VAE decoder's output for the sampled `z`, with its BatchNorm moving statistics taken from
+    the mean `mu`, the latent the decoder sees at inference.
+
+    In training the decoder normalises by the batch statistics of sampled latents, whose collapsed
+    units are pure N(0, 1) noise; moving statistics averaged over those are wrong for z = mu, and a
+    decoder that reconstructed digits at a BCE of 0.14 in training mode gave 0.28 with them,
+    worse than emitting the mean image (CAVGA-D_u, MNIST 0, 2 epochs). So the sampled pass leaves
+    the moving statistics as they were, and a second, gradient-free pass on `mu` updates them.
+    """
+    if not training:
+        return decoder(mu, training=False)
+    with moving_statistics_kept(decoder):
+        output = decoder(z, training=True)
+    decoder(ops.stop_gradient(mu), training=True)
+    return output
+
+
+@contextlib.contextmanager
+def moving_statistics_kept(network):
+    """Calls of `network` inside leave its BatchNorm moving statistics as they are (momentum 1 while
+    the calls are traced): the batch statistics still normalise, and the gradient is unchanged."""
+    norms = [layer for layer in network._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 1.0
+    try:
+        yield
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
 def gaussian_kl(mu, log_var):
     """KL(N(mu, sigma^2) || N(0, 1)) per latent unit, element-wise (callers take the mean they need)."""
     return -0.5 * (1.0 + log_var - ops.square(mu) - ops.exp(log_var))
+
+
+def discriminate(discriminator, batches, training):
+    """D's outputs on each of `batches` (real and fake images), from ONE call on their concatenation.
+
+    BatchNorm in a discriminator must see real and fake images in the same batch: called on a
+    pure-real and a pure-fake batch, each is normalised by its own statistics in training, while in
+    inference mode D normalises with moving statistics averaged over both kinds, so a D that told them
+    apart in training calls almost everything real when it scores (measured on ADGAN's D2: mean
+    sigmoid of reconstructions 0.07 in train mode against 0.29 in inference mode). The batches have
+    the same size.
+    """
+    outputs = discriminator(ops.concatenate(list(batches), axis=0), training=training)
+    parts = {key: ops.split(value, len(batches), axis=0) for key, value in outputs.items()}
+    return [{key: value[i] for key, value in parts.items()} for i in range(len(batches))]
+
+
+def gan_terms(discriminator, real, fake, training, weights=None):
+    """{"adv": G's non-saturating loss, "d_real", "d_fake": D's losses} of one `discriminate` call,
+    BCE from logits, each a mean over images (weighted by `weights` (B,) where given)."""
+    real_logits, fake_logits = (out["logits"] for out in discriminate(discriminator, (real, fake), training))
+
+    def mean(per_image):
+        if weights is None:
+            return ops.mean(per_image)
+        return ops.sum(per_image * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+    bce = ops.binary_crossentropy
+    return {"adv": mean(bce(ops.ones_like(fake_logits), fake_logits, from_logits=True)),
+            "d_real": mean(bce(ops.ones_like(real_logits), real_logits, from_logits=True)),
+            "d_fake": mean(bce(ops.zeros_like(fake_logits), fake_logits, from_logits=True))}
 
 
 def binary_cross_entropy(targets, logits):

@@ -21,8 +21,8 @@ from keras import ops
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.models.anoseg import networks
 from anomzoo.models.anoseg.presets import PRESETS
-from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form,
-                                 masked_mean_per_image, mean_over_pixels)
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, discriminate,
+                                 gan_terms, masked_mean_per_image, mean_over_pixels)
 from anomzoo.optimizers import FusedAdam
 
 SCORES = ("detector", "map_max", "map_top1")
@@ -154,7 +154,7 @@ class AnoSeg(AnomalyModel):
             self.stage_fractions = (1.0,)
         self.build((None, *image_shape))
 
-    def default_optimizers(self, stage_steps=None):
+    def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         """Adam (0.5, 0.999) at a constant rate for every player (the paper gives no optimizer); the
         discriminators at `discriminator_learning_rate` when it is set. With `weight_averaging` the
         generators' optimizers keep a moving average of their weights at that momentum, swapped in at
@@ -214,11 +214,9 @@ class AnoSeg(AnomalyModel):
             seg = ops.mean(seg_error)
         error = ops.abs(x - reconstruction)
         re = ops.mean(masked_mean_per_image(error, target) if self.masked_reconstruction else mean_over_pixels(error))
-        real = self.discriminator(ops.concatenate([x, target], axis=-1), training=training)["logits"]
-        fake = self.discriminator(ops.concatenate([reconstruction, normal_map], axis=-1), training=training)["logits"]
-        adv = binary_cross_entropy(ops.ones_like(fake), fake)
-        d_real = binary_cross_entropy(ops.ones_like(real), real)
-        d_fake = binary_cross_entropy(ops.zeros_like(fake), fake)
+        gan = gan_terms(self.discriminator, ops.concatenate([x, target], axis=-1),
+                        ops.concatenate([reconstruction, normal_map], axis=-1), training)
+        adv, d_real, d_fake = gan["adv"], gan["d_real"], gan["d_fake"]
         return {
             "g": {"total": self.w_seg * seg + self.w_re * re + self.w_adv * adv, "seg": seg, "re": re, "adv": adv},
             "d": {"total": 0.5 * (d_real + d_fake), "d_real": d_real, "d_fake": d_fake},
@@ -227,18 +225,20 @@ class AnoSeg(AnomalyModel):
     def _detector_terms(self, images, training):
         normal_map = ops.stop_gradient(self.segmenter(images, training=False)["map"])
         reconstruction = self.detector_generator(self._pair(images, normal_map), training=training)
-        real_out = self.detector_discriminator(self._pair(images, ops.ones_like(normal_map)), training=training)
-        fake_out = self.detector_discriminator(self._pair(reconstruction, normal_map), training=training)
-        real, fake = real_out["logits"], fake_out["logits"]
+        # L_cls: synthetic anomalies with their masks are "not normal" (Appendix A.1); images the
+        # synthesiser left unchanged are normal, so they carry no weight here. One call of D on the
+        # real, fake and synthetic pairs, so that its BatchNorm scores (Eq. 5) as it trains.
+        synthetic, target, changed = self._synthesize(images)
+        real_out, fake_out, synthetic_out = discriminate(
+            self.detector_discriminator, (self._pair(images, ops.ones_like(normal_map)),
+                                          self._pair(reconstruction, normal_map), self._pair(synthetic, target)),
+            training)
+        real, fake, cls_logits = real_out["logits"], fake_out["logits"], synthetic_out["logits"]
         adv = binary_cross_entropy(ops.ones_like(fake), fake)
         fea = ops.mean(ops.square(real_out["features"] - fake_out["features"]))
         rec = ops.mean(ops.abs(images - reconstruction))
         d_real = binary_cross_entropy(ops.ones_like(real), real)
         d_fake = binary_cross_entropy(ops.zeros_like(fake), fake)
-        # L_cls: synthetic anomalies with their masks are "not normal" (Appendix A.1); images the
-        # synthesiser left unchanged are normal, so they carry no weight here.
-        synthetic, target, changed = self._synthesize(images)
-        cls_logits = self.detector_discriminator(self._pair(synthetic, target), training=training)["logits"]
         per_image = ops.binary_crossentropy(ops.zeros_like(cls_logits), cls_logits, from_logits=True)
         cls = ops.sum(per_image * changed) / ops.maximum(ops.sum(changed), 1.0) + d_real
         g_total = self.w_det_adv * adv + self.w_det_fea * fea + self.w_det_rec * rec
@@ -266,8 +266,8 @@ class AnoSeg(AnomalyModel):
         }
         if self.detector:
             reconstruction = self.detector_generator(self._pair(images, normal_map), training=False)
-            real = self.detector_discriminator(self._pair(images, ops.ones_like(normal_map)), training=False)
-            fake = self.detector_discriminator(self._pair(reconstruction, normal_map), training=False)
+            real, fake = discriminate(self.detector_discriminator, (self._pair(images, ops.ones_like(normal_map)),
+                                                                    self._pair(reconstruction, normal_map)), False)
             feature_gap = ops.mean(ops.square(real["features"] - fake["features"]), axis=-1)
             outputs["detector_score"] = (self.score_alpha * feature_gap
                                          + self.score_beta * mean_over_pixels(ops.square(images - reconstruction)))

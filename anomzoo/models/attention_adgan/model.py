@@ -13,15 +13,20 @@ from x_Ano (BCE from logits, G non-saturating):
                 Eq. 2 prints E[1 - log D(fake)], a typo: read as the standard GAN form
                 E[log(1 - D(fake))] + E[log D(real)], the form of Eq. 1.
     L_G       : BCE(x_In, x_Re) (the NLL of a Bernoulli decoder) + KL(q(z|x) || N(0, I))  (Eq. 3)
-    L_Att     : E(A_Gen^nor - A_Nor)^2 + E(A_Gen^ano - A_Ano)^2                          (Eq. 4)
+    L_Att     : E||A_Gen^nor - A_Nor||^2 + E||A_Gen^ano - A_Ano||^2                      (Eq. 4)
+                L_G and L_Att are per image, summed over pixels and latent units (the NLL and the
+                squared norm; `loss_reduction="mean"` averages them instead, an ablation)
     L_total   = L_Adv^ano + L_Adv + L_G + L_Att (weights w_adv_ano, w_adv, w_g, w_att: 1)  (Eq. 5)
 Stage "adgan" (Sec. 3.3), the attention network frozen: F_Nor = F_Img * A_Gen (Eq. 6), F_Img from
 two conv layers; an encoder-decoder G2 reconstructs F_Nor and a DCGAN discriminator D2 tells F_Nor
-(real) from G2(F_Nor) (fake); G2's loss is adversarial + w_adgan_rec * MSE (ALOCC's, [25], whose
-procedure Sec. 4.2.1 follows). F_Img belongs to D2's player: trained with G2 it could shrink to zero,
-which G2 reconstructs perfectly and D2 cannot tell apart.
-Inference: score = -logit of D2(F_Nor) (higher = less "real" = more anomalous; the logit, not the
-sigmoid, so confident scores do not tie at 1.0); anomaly map = 1 - A_Gen.
+(real) from G2(F_Nor) (fake) and, as Table 1 has the hard-augmented data serve the DCGANs as
+anomalies, from F_Nor of the step's synthetic anomalies (fake; `adgan_anomalies`); G2's loss is
+adversarial + w_adgan_rec * MSE (ALOCC's, [25], whose procedure Sec. 4.2.1 follows). F_Img belongs to
+D2's player: trained with G2 it could shrink to zero, which G2 reconstructs perfectly and D2 cannot
+tell apart.
+Inference: score = -logit of D2(G2(F_Nor)), ALOCC's detector D(R(X)) (higher = less "real" = more
+anomalous; the logit, not the sigmoid, so confident scores do not tie at 1.0); `score="adgan_features"`
+takes D2(F_Nor) instead; anomaly map = 1 - A_Gen.
 """
 
 import keras
@@ -32,20 +37,13 @@ from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
 from anomzoo.models.attention_adgan.presets import PRESETS
 from anomzoo.layers import dcgan
-from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, gaussian_kl,
-                                 mean_over_pixels, sample_gaussian)
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, decode_sample,
+                                 discriminate, gan_terms, gaussian_kl, mean_over_pixels, sample_gaussian,
+                                 sum_over_pixels)
 from anomzoo.models.cavga import networks as cavga_networks
 from anomzoo.optimizers import FusedAdam
 
-SCORES = ("adgan", "reconstruction", "discriminator")
-
-
-def _gan_terms(discriminator, real_input, fake_input, training):
-    """(G's non-saturating loss, D's loss on real, D's loss on fake), BCE from logits."""
-    real = discriminator(real_input, training=training)["logits"]
-    fake = discriminator(fake_input, training=training)["logits"]
-    return (binary_cross_entropy(ops.ones_like(fake), fake), binary_cross_entropy(ops.ones_like(real), real),
-            binary_cross_entropy(ops.zeros_like(fake), fake))
+SCORES = ("adgan", "adgan_features", "reconstruction", "discriminator")
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -97,6 +95,8 @@ class AttentionADGAN(AnomalyModel):
         w_adgan_adv=1.0,
         w_adgan_rec=0.4,
         score="adgan",
+        adgan_anomalies=True,
+        loss_reduction="sum",
         learning_rate=2e-4,
         synthesis_seed=0,
         **kwargs,
@@ -105,8 +105,12 @@ class AttentionADGAN(AnomalyModel):
         dcgan.check_image_shape(image_shape, type(self).__name__)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if score == "adgan" and not adgan:
-            raise ValueError("score='adgan' needs adgan=True; without ADGAN choose 'reconstruction' or 'discriminator'")
+        if score.startswith("adgan") and not adgan:
+            raise ValueError(f"score={score!r} needs adgan=True; without ADGAN choose 'reconstruction' or "
+                             "'discriminator'")
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' (Eq. 3-4: per image, summed over pixels) or 'mean', "
+                             f"got {loss_reduction!r}")
         config = dict(
             image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
             encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
@@ -116,8 +120,8 @@ class AttentionADGAN(AnomalyModel):
             adgan_decoder_filters=tuple(adgan_decoder_filters), operations=tuple(operations),
             full_image_fraction=float(full_image_fraction), adversarial_anomaly=bool(adversarial_anomaly),
             attention_loss=bool(attention_loss), w_adv=w_adv, w_adv_ano=w_adv_ano, w_g=w_g, w_att=w_att,
-            w_adgan_adv=w_adgan_adv, w_adgan_rec=w_adgan_rec, score=score, learning_rate=learning_rate,
-            synthesis_seed=synthesis_seed,
+            w_adgan_adv=w_adgan_adv, w_adgan_rec=w_adgan_rec, score=score, adgan_anomalies=bool(adgan_anomalies),
+            loss_reduction=loss_reduction, learning_rate=learning_rate, synthesis_seed=synthesis_seed,
         )
         super().__init__(config=config, **kwargs)
         for key, value in config.items():
@@ -166,7 +170,7 @@ class AttentionADGAN(AnomalyModel):
                              f"encoder's stride: image {self.image_shape}, features {feature_shape}")
         return networks.upsampling_strides(side // feature_shape[0], count)
 
-    def default_optimizers(self, stage_steps=None):
+    def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         """Adam(learning_rate, 0.5, 0.999) for every player, constant (the paper gives no optimizer
         in its main text; DCGAN's settings, whose discriminator both stages use)."""
         return {player: FusedAdam(self.learning_rate, beta_1=0.5, beta_2=0.999)
@@ -179,10 +183,8 @@ class AttentionADGAN(AnomalyModel):
         sampled in training (the VAE), its mean otherwise."""
         latent = self.latent(self.encoder(images, training=training), training=training)
         mu, log_var = latent["mu"], latent["log_var"]
-        z = mu
-        if training:
-            z = sample_gaussian(mu, log_var, self.noise_seed)
-        return {**self.decoder(z, training=training), "mu": mu, "log_var": log_var}
+        z = sample_gaussian(mu, log_var, self.noise_seed) if training else mu
+        return {**decode_sample(self.decoder, z, mu, training), "mu": mu, "log_var": log_var}
 
     def normal_features(self, images, attention, training=False):
         """F_Nor = F_Img * A_Gen (Eq. 6)."""
@@ -206,18 +208,20 @@ class AttentionADGAN(AnomalyModel):
         anomalous = self.generate(x_ano, training)
         a_nor = ops.ones_like(normal["attention"])
         d = self.discriminator
-        adv, d_real, d_fake = _gan_terms(d, ops.concatenate([images, a_nor], axis=-1),
-                                         ops.concatenate([normal["reconstruction"], normal["attention"]], axis=-1),
-                                         training)
-        adv_ano, d_ano_real, d_ano_fake = _gan_terms(
-            d, ops.concatenate([x_ano, a_ano], axis=-1),
-            ops.concatenate([anomalous["reconstruction"], anomalous["attention"]], axis=-1), training)
-        # Eq. 3 on the normal images: per-pixel BCE and per-unit KL, each a mean (as CAVGA's L).
-        rec = ops.mean(ops.binary_crossentropy(images, normal["reconstruction"]))
+        gan = gan_terms(d, ops.concatenate([images, a_nor], axis=-1),
+                        ops.concatenate([normal["reconstruction"], normal["attention"]], axis=-1), training)
+        gan_ano = gan_terms(d, ops.concatenate([x_ano, a_ano], axis=-1),
+                            ops.concatenate([anomalous["reconstruction"], anomalous["attention"]], axis=-1), training)
+        adv, d_real, d_fake = gan["adv"], gan["d_real"], gan["d_fake"]
+        adv_ano, d_ano_real, d_ano_fake = gan_ano["adv"], gan_ano["d_real"], gan_ano["d_fake"]
+        # Eq. 3 on the normal images and Eq. 4, per image: summed over pixels and latent units (the
+        # paper's NLL and squared norms), or averaged (the "mean" ablation), then a mean over images.
+        per_image = sum_over_pixels if self.loss_reduction == "sum" else mean_over_pixels
+        rec = ops.mean(per_image(ops.binary_crossentropy(images, normal["reconstruction"])))
         mu, log_var = normal["mu"], normal["log_var"]
-        kl = ops.mean(gaussian_kl(mu, log_var))
-        att_nor = ops.mean(ops.square(normal["attention"] - a_nor))  # Eq. 4, first term
-        att_ano = ops.mean(ops.square(anomalous["attention"] - a_ano))  # Eq. 4, second term
+        kl = ops.mean(per_image(gaussian_kl(mu, log_var)))
+        att_nor = ops.mean(per_image(ops.square(normal["attention"] - a_nor)))  # Eq. 4, first term
+        att_ano = ops.mean(per_image(ops.square(anomalous["attention"] - a_ano)))  # Eq. 4, second term
         g_total = self.w_adv * adv + self.w_g * (rec + kl)
         d_total = 0.5 * (d_real + d_fake)
         if self.adversarial_anomaly:
@@ -237,12 +241,26 @@ class AttentionADGAN(AnomalyModel):
         attention = ops.stop_gradient(self.generate(images, training=False)["attention"])
         features = self.normal_features(images, attention, training)
         reconstruction = self.adgan_decoder(self.adgan_encoder(features, training=training), training=training)
-        adv, d_real, d_fake = _gan_terms(self.adgan_discriminator, features, reconstruction, training)
+        batches = [features, reconstruction]
+        if self.adgan_anomalies:  # Table 1: the hard-augmented data are anomalies (fakes) for the DCGAN
+            x_ano, _ = self.synthesize(images)
+            a_ano = ops.stop_gradient(self.generate(x_ano, training=False)["attention"])
+            batches.append(self.normal_features(x_ano, a_ano, training))
+        # One D2 call on real, fake (and anomalous) features, so its BatchNorm scores as it trains.
+        logits = [out["logits"] for out in discriminate(self.adgan_discriminator, batches, training)]
+        adv = binary_cross_entropy(ops.ones_like(logits[1]), logits[1])
+        d_real = binary_cross_entropy(ops.ones_like(logits[0]), logits[0])
+        d_fake = binary_cross_entropy(ops.zeros_like(logits[1]), logits[1])
         rec = ops.mean(ops.square(features - reconstruction))
+        d_terms = {"adgan_d_real": d_real, "adgan_d_fake": d_fake}
+        d_total = 0.5 * (d_real + d_fake)
+        if self.adgan_anomalies:
+            d_terms["adgan_d_anomaly"] = binary_cross_entropy(ops.zeros_like(logits[2]), logits[2])
+            d_total = (d_real + d_fake + d_terms["adgan_d_anomaly"]) / 3.0
         return {
             "adgan_g": {"total": self.w_adgan_adv * adv + self.w_adgan_rec * rec, "adgan_adv": adv,
                         "adgan_rec": rec},
-            "adgan_d": {"total": 0.5 * (d_real + d_fake), "adgan_d_real": d_real, "adgan_d_fake": d_fake},
+            "adgan_d": {"total": d_total, **d_terms},
         }
 
     # -- inference --------------------------------------------------------------------------------
@@ -260,6 +278,8 @@ class AttentionADGAN(AnomalyModel):
         }
         if self.adgan:
             features = self.normal_features(images, attention)
-            outputs["adgan_score"] = -self.adgan_discriminator(features, training=False)["logits"]
+            reconstructed = self.adgan_decoder(self.adgan_encoder(features, training=False), training=False)
+            outputs["adgan_score"] = -self.adgan_discriminator(reconstructed, training=False)["logits"]
+            outputs["adgan_features_score"] = -self.adgan_discriminator(features, training=False)["logits"]
         outputs["score"] = outputs[f"{self.score}_score"]
         return outputs

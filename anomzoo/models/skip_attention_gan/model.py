@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from anomzoo.layers import dcgan
-from anomzoo.models.base import AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, mean_over_pixels
+from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, discriminate,
+                                 mean_over_pixels)
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
 from anomzoo.models.skip_attention_gan.presets import PRESETS
@@ -66,7 +67,7 @@ class SkipAttentionGAN(AnomalyModel):
         self.discriminator = dcgan.dcgan_discriminator(image_shape, discriminator_filters)
         self.build((None, *image_shape))
 
-    def default_optimizers(self, stage_steps=None):
+    def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         """Adam (0.5, 0.999) at the paper's 2e-3 for G and D; with the run's length known, the
         Skip-GANomaly "lambda" rule: constant for half the steps, then linear decay to zero."""
         steps = (stage_steps or {}).get("adversarial")
@@ -81,8 +82,7 @@ class SkipAttentionGAN(AnomalyModel):
     def _forward(self, images, training):
         x = images * 2.0 - 1.0  # the networks work in [-1, 1], as Skip-GANomaly's do
         fake = self.generator(x, training=training)
-        real_out = self.discriminator(x, training=training)
-        fake_out = self.discriminator(fake, training=training)
+        real_out, fake_out = discriminate(self.discriminator, (x, fake), training)
         return x, fake, real_out, fake_out
 
     def loss_terms(self, batch, stage, training):
