@@ -152,3 +152,29 @@ class SelectOnValidation(keras.callbacks.Callback):
         self._restore_best()
         selected = self.model.get_weights()
         self.last_weights = [self._last_of_stages.get(id(v), w) for v, w in zip(self.model.weights, selected)]
+
+
+class ReconstructionAgainstFloor(keras.callbacks.Callback):
+    """After every epoch, log the per-pixel binary cross-entropy of the model's reconstruction of
+    the validation images ("val_rec_bce") beside that of emitting the mean normal training image
+    ("val_rec_bce_floor", `floors.reconstruction_floor`). A reconstructor still above its floor has
+    learned less than the mean image, whatever its AUROC. Models without a "reconstruction" output
+    log nothing."""
+
+    def __init__(self, images, train_images, batch_size=64):
+        super().__init__()
+        from anomzoo.floors import reconstruction_floor  # floors imports evaluation, which imports metrics
+
+        self.images = np.asarray(images, "float32") / 255.0 if np.asarray(images).dtype == np.uint8 else images
+        self.floor = reconstruction_floor(train_images, self.images)
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        outputs = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
+        if "reconstruction" not in outputs:
+            return
+        x, p = self.images, np.clip(np.asarray(outputs["reconstruction"], "float64"), 1e-7, 1 - 1e-7)
+        logs["val_rec_bce"] = float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+        logs["val_rec_bce_floor"] = self.floor

@@ -42,6 +42,24 @@ def validation_thresholds(model, dataset, batch_size=64):
             metrics.threshold_from_normal(validation["anomaly_map"], 0.99))
 
 
+#: a training image's foreground estimate (`augment.foreground_mask`) threshold, and the share of
+#: training images in which a pixel must be foreground to belong to the object region.
+OBJECT_THRESHOLD, OBJECT_SHARE = 0.03, 0.5
+
+
+def object_region(train_images):
+    """(H, W) bool: the pixels where the object lies in at least half of the normal TRAINING images
+    (no test image), at the size of the images. Pixel metrics restricted to it judge a map on the
+    object: on the tire a map that only marks the tire scores a pixel AUROC of 0.91 over all pixels."""
+    from anomzoo.augment.foreground import foreground_mask  # keras ops: imported when needed
+
+    images = np.asarray(train_images)
+    images = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+    masks = np.concatenate([np.asarray(foreground_mask(images[i:i + 64], OBJECT_THRESHOLD))
+                            for i in range(0, len(images), 64)])
+    return masks.mean(axis=0) >= OBJECT_SHARE
+
+
 def evaluate_model(model, dataset, batch_size=64):
     """(metrics dict, test predictions) for `model` on `dataset.test`.
 
@@ -57,6 +75,7 @@ def evaluate_model(model, dataset, batch_size=64):
         maps=test["anomaly_map"] if dataset.test.masks is not None else None,
         threshold=threshold,
         map_threshold=map_threshold,
+        region=object_region(dataset.train.images) if dataset.test.masks is not None else None,
     )
     if threshold is not None:
         # Both thresholds travel with the model (exports, predict), so they are recorded.

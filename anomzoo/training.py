@@ -14,7 +14,7 @@ import math
 import keras
 import numpy as np
 
-from anomzoo.callbacks import SelectOnValidation, StageSchedule
+from anomzoo.callbacks import ReconstructionAgainstFloor, SelectOnValidation, StageSchedule
 from anomzoo.checkpoint import EpochCheckpoint, read_checkpoint, restore_checkpoint
 from anomzoo.data import make_pipeline, steps_per_epoch
 from anomzoo.validation import RULES, labelled_validation_set, synthetic_validation_set, uses_real_anomalies
@@ -78,7 +78,7 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     stage_epochs = split_epochs(model, epochs)
     total_epochs = sum(stage_epochs)
     steps = steps_per_epoch(len(dataset.train), batch_size)
-    model.compile(stage_steps={s.name: e * steps for s, e in zip(model.stages, stage_epochs)})
+    model.compile(stage_steps={s.name: e * steps for s, e in zip(model.stages, stage_epochs)}, steps_per_epoch=steps)
     model.set_stage(0)
     model.build_optimizers()
     schedule = StageSchedule(stage_epochs)
@@ -102,9 +102,10 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed,
                                labels=weak_labels, epochs=total_epochs - first_epoch, first_epoch=first_epoch)
     validation_data = None
+    extra = []
     if len(dataset.validation):
         validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
-    extra = []
+        extra.append(ReconstructionAgainstFloor(dataset.validation.images, dataset.train.images, batch_size))
     if checkpoint_dir is not None:
         extra.append(EpochCheckpoint(checkpoint_dir, selector, history=state["history"] if state else None))
     history = keras.callbacks.History()

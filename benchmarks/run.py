@@ -28,7 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from anomzoo import provenance, runs
+from anomzoo.data import load_dataset
 from anomzoo.data.pipeline import make_pipeline
+from anomzoo.floors import floor_metrics
 from anomzoo.files import atomic_path, write_json, write_text
 from anomzoo.models import build_model, canonical_name
 from anomzoo.validation import RULES
@@ -59,10 +61,11 @@ BENCHMARKS = {
     "cifar10_oneclass": ("cifar10", "normal_class", [str(k) for k in range(10)], 32),
     "tire": (None, None, ["tire"], 256),
 }
-METRICS = ["image_auroc", "pixel_auroc", "pro", "iou", "iou_best", "detection_accuracy",
+METRICS = ["image_auroc", "pixel_auroc", "pro", "pixel_auroc_object", "pro_object", "iou", "iou_best", "detection_accuracy",
            "diagnostic_auroc_map_max_score", "diagnostic_auroc_map_top1_score",
            "diagnostic_auroc_reconstruction_score", "diagnostic_auroc_latent_score"]
-SHORT = {"iou_best": "iou_best (oracle)", "diagnostic_auroc_map_max_score": "AUROC map max",
+FLOOR = "distance to the mean normal"  # the floor a model row is marked against (anomzoo.floors)
+SHORT = {"pixel_auroc_object": "pixel AUROC in object", "pro_object": "PRO in object", "iou_best": "iou_best (oracle)", "diagnostic_auroc_map_max_score": "AUROC map max",
          "diagnostic_auroc_map_top1_score": "AUROC map top-1%", "diagnostic_auroc_reconstruction_score":
          "diag. AUROC of R", "diagnostic_auroc_latent_score": "diag. AUROC of L"}
 
@@ -116,11 +119,13 @@ def _quality_markdown(record):
         groups.setdefault(_group(e), []).append(e)
     for (target, size, preset, epochs, rule), members in groups.items():
         m = [e["metrics"] for e in members]
+        floors = members[0].get("floors", {})
         row = [str(target), f"{size[0] if size else '-'}", str(preset), epochs, rule,
                ", ".join(str(x["provenance"]["seed"]) for x in m)]
-        row += [_fmt([x.get(k) for x in m]) for k in present]
+        row += [_fmt([x.get(k) for x in m]) + _below(floors, k, [x.get(k) for x in m]) for k in present]
         row += [_fmt([x.get("last", {}).get(k) for x in m]) for k in ("image_auroc", "pixel_auroc")]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _floor_tables(groups, present)
     lines += ["", "## Every run", "", "| key | image AUROC | pixel AUROC | PRO | selected epochs | train s | commit |",
               "|---|---|---|---|---|---|---|"]
     for e in entries:
@@ -142,6 +147,51 @@ def _quality_markdown(record):
               "iou_best is an oracle threshold (test masks), as AnoSeg reports it.",
               f"Machine: {p['machine']}, TensorFlow {p['tensorflow']}, Keras {p['keras']}."]
     return "\n".join(lines) + "\n"
+
+
+def _below(floors, key, values):
+    """" **below floor**" where the mean of `values` is under the FLOOR map's value of `key`."""
+    floor = floors.get(FLOOR, {}).get(key)
+    values = [v for v in values if v is not None]
+    return " **below floor**" if floor is not None and values and np.mean(values) < floor else ""
+
+
+def _floor_tables(groups, present):
+    """The no-learning rows of each target (anomzoo.floors), then, per configuration run on several
+    targets, its per-target means beside the floor and their mean over targets."""
+    floors = {}
+    for (target, size, *_), members in groups.items():
+        if members[0].get("floors"):
+            floors[(target, size)] = members[0]["floors"]
+    if not floors:
+        return []
+    lines = ["", "## No-learning floors (`anomzoo.floors`: nothing trained, same test set and metrics)", "",
+             "| target | size | map | " + " | ".join(SHORT.get(k, k) for k in present) + " |",
+             "|" + "---|" * (len(present) + 3)]
+    for (target, size), maps in floors.items():
+        for name, values in maps.items():
+            lines.append(f"| {target} | {size[0] if size else '-'} | {name} | "
+                         + " | ".join(_fmt([values.get(k)]) for k in present) + " |")
+    configurations = {}
+    for (target, size, preset, epochs, rule), members in groups.items():
+        if (target, size) in floors:
+            configurations.setdefault((size, preset, epochs, rule), []).append((target, members))
+    for (size, preset, epochs, rule), targets in configurations.items():
+        if len(targets) < 2:
+            continue
+        lines += ["", f"### {preset}, epochs {epochs}, selection {rule}: image AUROC by target", "",
+                  "| target | floor (distance to mean) | brightness | model (mean ± std over seeds) | seeds |",
+                  "|---|---|---|---|---|"]
+        model_means, floor_values = [], []
+        for target, members in targets:
+            values = [e["metrics"]["image_auroc"] for e in members]
+            floor = floors[(target, size)][FLOOR]["image_auroc"]
+            model_means.append(np.mean(values))
+            floor_values.append(floor)
+            lines.append(f"| {target} | {floor:.3f} | {floors[(target, size)]['brightness']['image_auroc']:.3f} | "
+                         f"{_fmt(values)}{' **below floor**' if np.mean(values) < floor else ''} | {len(values)} |")
+        lines.append(f"| **mean of {len(targets)}** | {np.mean(floor_values):.3f} | - | {np.mean(model_means):.3f} | - |")
+    return lines
 
 
 def _iou_curves_png(record, path):
@@ -235,8 +285,10 @@ def quality(model, benchmark, args, command):
                                      model_options=args.model_options, verbose=2,
                                      **options)
             print({k: v for k, v in metrics.items() if k not in ("provenance", "iou_curve")}, flush=True)
+            floors = floor_metrics(load_dataset(data, seed=seed, **options))
             _record(results_name(model, benchmark), command,
-                    {"key": key, "command": command_for_run(command, target, seed), "metrics": metrics})
+                    {"key": key, "command": command_for_run(command, target, seed), "metrics": metrics,
+                     "floors": floors})
 
 
 def throughput(model, args, command):

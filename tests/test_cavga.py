@@ -161,3 +161,45 @@ def test_bad_configurations_are_clear_errors():
         build_model("cavga", "tiny", encoder="vgg")
     with pytest.raises(ValueError, match="stride 32"):
         build_model("cavga", "tiny", encoder="resnet18_hub")
+
+
+def test_l_r_is_the_papers_per_image_sum_and_the_rate_decays_every_30_epochs():
+    """Eq. 1: N is the number of images, so L_R is a per-image sum over pixels (and KL over latent
+    units), against which L_adv and L_ae keep the paper's weights; A.1: x0.1 every 30 epochs,
+    counted in epochs whatever the run's length (a 2-epoch run trains at 1e-4 throughout)."""
+    model = build_model("cavga", "tiny")
+    terms = model.loss_terms({"image": IMAGES}, "train", training=False)["g"]
+    out = model(IMAGES)
+    bce = keras.ops.convert_to_numpy(keras.ops.binary_crossentropy(IMAGES, out["reconstruction"]))
+    np.testing.assert_allclose(float(terms["rec"]), bce.reshape(4, -1).sum(1).mean(), rtol=1e-4)
+    mean_model = build_model("cavga", "tiny", loss_reduction="mean")
+    mean_model.set_weights(model.get_weights())
+    mean_terms = mean_model.loss_terms({"image": IMAGES}, "train", training=False)["g"]
+    np.testing.assert_allclose(float(mean_terms["rec"]), bce.mean(), rtol=1e-4)
+
+    def rate_at(optimizers, step):
+        rate = optimizers["g"]._learning_rate  # the schedule (the public property is its current value)
+        return float(rate(step)) if callable(rate) else float(rate)
+
+    optimizers = model.default_optimizers({"train": 150 * 10}, steps_per_epoch=10)
+    assert [rate_at(optimizers, 30 * 10 * k + 1) for k in range(5)] == pytest.approx([1e-4, 1e-5, 1e-6, 1e-7, 1e-8])
+    assert rate_at(optimizers, 299) == pytest.approx(1e-4)
+    short = model.default_optimizers({"train": 2 * 10}, steps_per_epoch=10)
+    assert rate_at(short, 19) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="loss_reduction"):
+        build_model("cavga", "tiny", loss_reduction="median")
+
+
+def test_the_decoder_keeps_the_moving_statistics_of_the_mean_latent():
+    """The VAE decoder is trained on sampled z but decodes z = mu at inference: its BatchNorm moving
+    statistics come from mu alone (a pass on sampled, mostly-noise latents leaves them unchanged)."""
+    from anomzoo.models.base import decode_sample
+
+    inputs = keras.Input((4, 4, 8))
+    norm = FusedBatchNormalization(momentum=0.5)
+    decoder = keras.Model(inputs, norm(keras.layers.Conv2D(8, 1, kernel_initializer="ones")(inputs)))
+    z = tf.random.normal((16, 4, 4, 8), seed=1) * 10.0 + 100.0
+    mu = tf.ones((16, 4, 4, 8))
+    output = tf.function(lambda: decode_sample(decoder, z, mu, True))()
+    np.testing.assert_allclose(norm.moving_mean.numpy(), 0.5 * 8.0, rtol=1e-5)  # from mu only: 0.5 * 0 + 0.5 * 8
+    assert abs(float(tf.reduce_mean(output))) < 1e-3  # the sampled pass is normalised by its own batch

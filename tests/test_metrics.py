@@ -233,3 +233,29 @@ def test_evaluate_without_masks_or_anomalies():
         evaluate([0, 1], [0.1, 0.9], masks=np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="differ in length"):
         evaluate([0, 1], [0.1, 0.9], np.ones((3, 2, 2)), np.ones((3, 2, 2)))
+
+
+# ---------------------------------------------------------------- inside the object
+
+
+def test_metrics_inside_a_region_ignore_the_pixels_outside_it():
+    """A map that only marks the object (where every defect lies) scores high over all pixels and
+    exactly chance inside the object; a map that finds the defect scores 1 inside it too."""
+    masks = np.zeros((4, 8, 8), dtype=np.uint8)
+    masks[1, 2, 2] = masks[2, 4:6, 4:6] = 1
+    region = np.zeros((8, 8), dtype=bool)
+    region[1:7, 1:7] = True
+    object_only = np.broadcast_to(region, masks.shape).astype(float)
+    assert pixel_auroc(masks, object_only) > 0.6
+    assert pixel_auroc(masks, object_only, region=region) == 0.5
+    finder = masks + 0.1 * object_only
+    assert pixel_auroc(masks, finder, region=region) == 1.0
+    assert pro_auc(masks, finder, region=region) == pytest.approx(1.0)
+    # FPR counts the normal pixels of the region only: the object-only map reaches the limit at once
+    assert pro_auc(masks, object_only, region=region) < pro_auc(masks, object_only)
+    out = evaluate([0, 1, 1, 0], [0.1, 0.9, 0.8, 0.2], masks, finder, region=region)
+    assert out["pixel_auroc_object"] == 1.0 and out["pro_object"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="region shape"):
+        pixel_auroc(masks, finder, region=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="no pixel"):
+        pixel_auroc(masks, finder, region=np.zeros((8, 8), bool))

@@ -73,6 +73,20 @@ def as_masks_maps(masks, maps) -> tuple[np.ndarray, np.ndarray]:
     return m3.astype(bool), a3
 
 
+def as_region(region, masks: np.ndarray) -> np.ndarray:
+    """`region` ((H, W) or (N, H, W), optionally with a channel axis; True = scored) as an (N, H, W)
+    bool array broadcast over `masks`; None scores every pixel."""
+    if region is None:
+        return np.ones(masks.shape, dtype=bool)
+    r = _drop_channel(np.asarray(region)).astype(bool)
+    if r.shape not in (masks.shape, masks.shape[1:]):
+        raise ValueError(f"region shape {np.shape(region)} fits neither the masks {masks.shape} nor one image "
+                         f"{masks.shape[1:]}")
+    if not r.any():
+        raise ValueError("region holds no pixel: nothing to score")
+    return np.broadcast_to(r, masks.shape)
+
+
 def anomalous_images(masks: np.ndarray) -> np.ndarray:
     """Indices of the images whose mask has at least one anomalous pixel."""
     return np.flatnonzero(masks.reshape(masks.shape[0], -1).any(axis=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import anomalous_images, as_labels, as_masks_maps, as_scores
+from ._validate import anomalous_images, as_labels, as_masks_maps, as_region, as_scores
 from .auroc import image_auroc, pixel_auroc
 from .detection import detection_accuracy
 from .iou import best_iou, mean_iou
@@ -20,6 +20,7 @@ def evaluate(
     *,
     map_threshold: float | None = None,
     fpr_limit: float = 0.3,
+    region=None,
 ) -> dict:
     """All metrics of one test split.
 
@@ -33,7 +34,9 @@ def evaluate(
     attention-map threshold) when both are None. Set it separately when image scores and pixel
     maps live on different scales. iou_best / iou_best_threshold are the ORACLE best IoU (threshold
     chosen with the test masks, as AnoSeg reports it). pro is `pro_auc` up to `fpr_limit`.
-    `maps` are required with `masks`; `maps` without `masks` are ignored.
+    `maps` are required with `masks`; `maps` without `masks` are ignored. With `region` ((H, W) or
+    (N, H, W) bool, e.g. the object) also pixel_auroc_object and pro_object, the same metrics over
+    its pixels only.
     """
     y = as_labels(labels)
     s = as_scores(scores, y.shape[0])
@@ -53,4 +56,7 @@ def evaluate(
             out["iou_threshold"] = float(t)
             out["iou_best"], out["iou_best_threshold"] = best_iou(m, a)
             out["pro"] = pro_auc(m, a, fpr_limit=fpr_limit)
+            if region is not None and (m & as_region(region, m)).any():
+                out["pixel_auroc_object"] = pixel_auroc(m, a, region=region)
+                out["pro_object"] = pro_auc(m, a, fpr_limit=fpr_limit, region=region)
     return {k: float(v) for k, v in out.items()}

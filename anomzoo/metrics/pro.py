@@ -21,17 +21,22 @@ import numpy as np
 from scipy import ndimage
 
 from ._curve import area_up_to, weighted_curve
-from ._validate import as_masks_maps
+from ._validate import as_masks_maps, as_region
 
 _STRUCTURE_8 = np.ones((3, 3), dtype=int)
 
 
-def pro_curve(masks, maps, num_thresholds: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pro_curve(masks, maps, num_thresholds: int | None = None,
+              region=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, pro, thresholds), ordered by increasing FPR (decreasing threshold).
 
-    The first point is (0, 0) at threshold +inf (nothing predicted anomalous).
+    The first point is (0, 0) at threshold +inf (nothing predicted anomalous). region: (H, W) or
+    (N, H, W) bool; only its pixels count (defect regions are cut to it, and FPR is the share of
+    its normal pixels); None counts all.
     """
     m, a = as_masks_maps(masks, maps)
+    inside = as_region(region, m)
+    m = m & inside
     weights = np.zeros(m.shape, dtype=np.float64)
     sizes = []
     labelled = []
@@ -49,15 +54,16 @@ def pro_curve(masks, maps, num_thresholds: int | None = None) -> tuple[np.ndarra
         w = np.zeros(counts.shape, dtype=np.float64)
         w[1:] = 1.0 / (n_regions * counts[1:])
         weights[i] = w[lab]
-    negative = ~m
+    negative = ~m & inside
     if not negative.any():
         raise ValueError("PRO needs at least one normal pixel (mask 0) to measure the false-positive rate")
     return weighted_curve(a, weights, negative, num_thresholds)
 
 
-def pro_auc(masks, maps, fpr_limit: float = 0.3, num_thresholds: int | None = None) -> float:
-    """Normalised area under the PRO curve for FPR in [0, fpr_limit] (1.0 = perfect). See module doc."""
+def pro_auc(masks, maps, fpr_limit: float = 0.3, num_thresholds: int | None = None, region=None) -> float:
+    """Normalised area under the PRO curve for FPR in [0, fpr_limit] (1.0 = perfect), over the pixels
+    of `region` (all when None). See module doc."""
     if not 0.0 < float(fpr_limit) <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
-    fpr, pro, _ = pro_curve(masks, maps, num_thresholds=num_thresholds)
+    fpr, pro, _ = pro_curve(masks, maps, num_thresholds=num_thresholds, region=region)
     return area_up_to(fpr, pro, float(fpr_limit)) / float(fpr_limit)

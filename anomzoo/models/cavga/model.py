@@ -2,7 +2,7 @@
 
 One stage, players "g" (encoder, latent heads, decoder, and the classifier when weakly supervised)
 and "d" (the DCGAN discriminator), each with its own optimizer:
-    L    = BCE(x, x_hat) + KL(q(z|x) || N(0, I))                      (Eq. 1; per-pixel / per-unit means)
+    L    = BCE(x, x_hat) + KL(q(z|x) || N(0, I))    (Eq. 1; per image, summed over pixels and units)
     L_adv: D(x) real against D(x_hat) fake, BCE from logits          (Eq. 2; G: non-saturating form)
     A    = Grad-CAM of sum(mu) at the last encoder feature map F, normalised per image, upsampled
     L_ae = mean(1 - A)                                                (Eq. 3)
@@ -21,11 +21,11 @@ linear in F), which is exact and needs no tape. Inference: anomaly map 1 - A (un
 
 import keras
 import tensorflow as tf
-from keras import ops
+from keras import layers, ops
 
 from anomzoo.layers import dcgan, gradcam
-from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, gaussian_kl,
-                                 mean_over_pixels, sample_gaussian)
+from anomzoo.models.base import (AnomalyModel, Stage, check_image_shape_form, decode_sample, gan_terms, gaussian_kl,
+                                 mean_over_pixels, sample_gaussian, sum_over_pixels)
 from anomzoo.models.cavga import networks
 from anomzoo.models.cavga.presets import PRESETS
 from anomzoo.optimizers import FusedAdam
@@ -70,13 +70,18 @@ class CAVGA(AnomalyModel):
         w_c=0.001,
         w_cga=0.01,
         learning_rate=1e-4,
-        decay_every=0.2,
+        decay_epochs=30,
+        loss_reduction="sum",
+        augment=False,
         **kwargs,
     ):
         image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
         if decoder not in ("residual", "dcgan"):
             raise ValueError(f"decoder must be 'residual' or 'dcgan', got {decoder!r}")
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' (Eq. 1: per image, summed over pixels) or 'mean', "
+                             f"got {loss_reduction!r}")
         config = dict(
             image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
             encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
@@ -84,7 +89,8 @@ class CAVGA(AnomalyModel):
             decoder_filters=tuple(decoder_filters), discriminator_filters=int(discriminator_filters),
             weakly_supervised=bool(weakly_supervised), attention_loss=bool(attention_loss),
             adversarial=bool(adversarial), w_r=w_r, w_adv=w_adv, w_ae=w_ae, w_c=w_c, w_cga=w_cga,
-            learning_rate=learning_rate, decay_every=decay_every,
+            learning_rate=learning_rate, decay_epochs=decay_epochs, loss_reduction=loss_reduction,
+            augment=bool(augment),
         )
         super().__init__(config=config, **kwargs)
         for key, value in config.items():
@@ -106,21 +112,26 @@ class CAVGA(AnomalyModel):
         self.discriminator = dcgan.dcgan_discriminator(image_shape, base_filters=discriminator_filters,
                                                        name="discriminator")
         self.noise_seed = keras.random.SeedGenerator(0)
+        # AVAGA A.1, for the high-resolution datasets: random centre crops (a zoom-in about the centre,
+        # up to 10%) and rotations within +-15 degrees.
+        self.augmentation = keras.Sequential([layers.RandomZoom((-0.1, 0.0), fill_mode="nearest", seed=1),
+                                              layers.RandomRotation(15 / 360, fill_mode="nearest", seed=2)],
+                                             name="augmentation") if augment else None
         if weakly_supervised:
             self.classifier = networks.classifier(latent_shape)
             self.stages = (Stage("train", {"g": ("encoder", "latent", "decoder", "classifier"),
                                            "d": ("discriminator",)}),)
         self.build((None, *image_shape))
 
-    def default_optimizers(self, stage_steps=None):
-        """Adam at 1e-4 for G and for D, divided by 10 every `decay_every` of training (AVAGA A.1:
-        every 30 of 150 epochs); constant when the number of steps is unknown, or too small to reach
-        the first decay."""
+    def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
+        """Adam at 1e-4 for G and for D, divided by 10 every `decay_epochs` epochs (AVAGA A.1: every
+        30 of 150 epochs); constant when the epoch's length is unknown, or the run ends before the
+        first decay (a short run trains at the paper's rate, not at a compressed schedule's)."""
         steps = (stage_steps or {}).get("train")
         def rate():
-            if not steps or not self.decay_every:
+            if not steps or not steps_per_epoch or not self.decay_epochs:
                 return self.learning_rate
-            every = max(1, int(round(steps * self.decay_every)))
+            every = int(steps_per_epoch * self.decay_epochs)
             bounds = list(range(every, steps, every))
             if not bounds:  # a run too short for one decay (one step); Keras takes no empty boundary list
                 return self.learning_rate
@@ -160,6 +171,8 @@ class CAVGA(AnomalyModel):
 
     def loss_terms(self, batch, stage, training):
         images = batch["image"]
+        if training and self.augmentation is not None:
+            images = self.augmentation(images, training=True)
         features = self.encoder(images, training=training)
         labels = batch.get("label")
         normal = ops.ones((ops.shape(images)[0],)) if labels is None else 1.0 - ops.cast(labels, "float32")
@@ -188,12 +201,15 @@ class CAVGA(AnomalyModel):
                 grad_n, grad_a = self._logit_gradient(0), self._logit_gradient(1)
             else:
                 grad_mu = self._mu_gradient()
-        reconstruction = self.decoder(z, training=training)
+        reconstruction = decode_sample(self.decoder, z, mu, training)
 
-        # Eq. 1, on normal images: per-pixel BCE and per-unit KL, each a mean per image.
+        # Eq. 1, on normal images: BCE and KL per image, summed over pixels and latent units ("sum", the
+        # paper's negative log-likelihood, against which L_adv and L_ae weigh 1 and 0.01 per image) or
+        # averaged ("mean", an ablation: it makes L_adv ~1,000x heavier, and D wins from the first epoch).
         count = ops.maximum(ops.sum(normal), 1.0)
-        bce = mean_over_pixels(ops.binary_crossentropy(images, reconstruction))
-        kl = mean_over_pixels(gaussian_kl(mu, log_var))
+        per_image = sum_over_pixels if self.loss_reduction == "sum" else mean_over_pixels
+        bce = per_image(ops.binary_crossentropy(images, reconstruction))
+        kl = per_image(gaussian_kl(mu, log_var))
         rec, kl = ops.sum(bce * normal) / count, ops.sum(kl * normal) / count
         g_terms = {"rec": rec, "kl": kl}
         total = self.w_r * (rec + kl)
@@ -203,15 +219,10 @@ class CAVGA(AnomalyModel):
             d_total = 0.0 * ops.mean(self.discriminator(images[:1], training=False)["logits"])
         else:
             # Eq. 2: real = normal images, fake = their reconstructions (anomalous images take no part).
-            real = self.discriminator(images, training=training)["logits"]
-            fake = self.discriminator(reconstruction, training=training)["logits"]
-            per_fake = ops.binary_crossentropy(ops.ones_like(fake), fake, from_logits=True)
-            adv = ops.sum(per_fake * normal) / count
-            d_real = ops.sum(ops.binary_crossentropy(ops.ones_like(real), real, from_logits=True) * normal) / count
-            d_fake = ops.sum(ops.binary_crossentropy(ops.zeros_like(fake), fake, from_logits=True) * normal) / count
-            total = total + self.w_adv * adv
-            d_total = 0.5 * (d_real + d_fake)
-            g_terms["adv"] = adv
+            gan = gan_terms(self.discriminator, images, reconstruction, training, weights=normal)
+            total = total + self.w_adv * gan["adv"]
+            d_total = 0.5 * (gan["d_real"] + gan["d_fake"])
+            g_terms["adv"] = gan["adv"]
         if self.weakly_supervised:
             targets = ops.cast(1.0 - normal, "int32")
             bce_c = ops.mean(ops.sparse_categorical_crossentropy(targets, logits, from_logits=True))

@@ -1,0 +1,46 @@
+"""What learns nothing, scored like a model: the floor under every result.
+
+A model is judged against maps that know nothing of anomalies, on the same data and metrics:
+- "distance to the mean normal": map |x - mean of the normal training images| (averaged over
+  channels), score its image mean;
+- "brightness": map the grey level, score its image mean.
+Only training images are used (no test label, no threshold). A model below the first row has
+learned less than the mean image; on one-class MNIST that row already scores 0.87 on average.
+"""
+
+import numpy as np
+
+from anomzoo import metrics
+from anomzoo.evaluation import object_region
+
+
+def floor_maps(train_images, test_images):
+    """{name: (N, H, W, 1) map} for uint8 or [0, 1] images; higher = more anomalous."""
+    train, test = (_as_float(x) for x in (train_images, test_images))
+    mean = train.mean(axis=0)
+    return {"distance to the mean normal": np.abs(test - mean).mean(axis=-1, keepdims=True),
+            "brightness": test.mean(axis=-1, keepdims=True)}
+
+
+def floor_metrics(dataset):
+    """{name: metrics dict} of each floor map on `dataset.test` (image score = the map's mean), with
+    the pixel metrics inside the object where the test set has masks (`evaluation.object_region`)."""
+    maps = floor_maps(dataset.train.images, dataset.test.images)
+    masks = dataset.test.masks
+    region = object_region(dataset.train.images) if masks is not None else None
+    return {name: metrics.evaluate(dataset.test.labels, anomaly_map.reshape(len(anomaly_map), -1).mean(axis=1),
+                                   masks=masks, maps=anomaly_map if masks is not None else None, region=region)
+            for name, anomaly_map in maps.items()}
+
+
+def reconstruction_floor(train_images, images):
+    """Mean per-pixel binary cross-entropy of emitting the mean normal training image for `images`:
+    the reconstruction loss a reconstructor must beat to have learned anything."""
+    mean = np.clip(_as_float(train_images).mean(axis=0), 1e-7, 1 - 1e-7)
+    x = _as_float(images)
+    return float(np.mean(-(x * np.log(mean) + (1 - x) * np.log(1 - mean))))
+
+
+def _as_float(images):
+    images = np.asarray(images)
+    return images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
