@@ -85,23 +85,57 @@ def _dataset_options(args):
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _image_side(args):
+    """The side of the images a command will load: --image-size, else the loaders' default."""
+    from anomzoo.data.registry import DATASETS
+
+    return args.image_size or (32 if str(args.dataset).lower() in DATASETS else 256)
+
+
+def _train_configuration(args):
+    """{"preset", "epochs", "selection"}: each as given, else as the model recommends for the image
+    size (`AnomalyModel.recommended`)."""
+    from anomzoo.models import MODELS, canonical_name
+
+    recommended = MODELS[canonical_name(args.model)].recommended(_image_side(args))
+    return {"preset": args.preset or recommended["preset"],
+            "epochs": args.stage_epochs or args.epochs or recommended["epochs"],
+            "selection": args.selection or recommended["selection"]}
+
+
+def _recommendations_text():
+    from anomzoo.models import MODELS
+
+    lines = ["with no --preset, --epochs or --selection, `train` uses what the zoo's results recommend "
+             "for the model and image size:"]
+    for name, cls in sorted(MODELS.items()):
+        for largest, c in cls.recommendations:
+            size = f"up to {largest} px" if largest else ("larger" if len(cls.recommendations) > 1 else "any size")
+            epochs = (f"--stage-epochs {' '.join(map(str, c['epochs']))}" if isinstance(c["epochs"], list)
+                      else f"--epochs {c['epochs']}")
+            lines.append(f"  {name}, {size}: --preset {c['preset']} {epochs} --selection {c['selection']}")
+    return "\n".join(lines)
+
+
 def build_parser():
     from anomzoo.validation import RULES
 
     parser = argparse.ArgumentParser(prog="anomzoo", description="Visual anomaly detection model zoo (Keras 3).")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train a model and report its test metrics")
+    train = commands.add_parser("train", help="train a model and report its test metrics",
+                                epilog=_recommendations_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", help="registry name, e.g. skip_attention_gan (alias sagan)")
-    train.add_argument("--preset", default="paper")
-    train.add_argument("--epochs", type=_positive_int, default=30,
+    train.add_argument("--preset", help="a configuration of the model (`anomzoo models` lists them); default: "
+                                        "the one recommended for the model and image size (below)")
+    train.add_argument("--epochs", type=_positive_int,
                        help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
-                            "segmentation, 1/3 detector) unless --stage-epochs is given (default: 30)")
+                            "segmentation, 1/3 detector) unless --stage-epochs is given (default: recommended)")
     train.add_argument("--stage-epochs", type=_positive_int, nargs="+", metavar="N",
                        help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
-    train.add_argument("--selection", default="last", choices=sorted(RULES),
+    train.add_argument("--selection", choices=sorted(RULES),
                        help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
                             "on held-out normal images + synthetic anomalies (val_syn_*), or + the real anomalies "
-                            "of --labelled-validation (val_real_*); never the test set; default: last")
+                            "of --labelled-validation (val_real_*); never the test set; default: recommended")
     train.add_argument("--resume", action="store_true",
                        help="continue the newest unfinished run of this same command under runs/ (with --out, "
                             "the same command continues that directory's run anyway)")
@@ -268,9 +302,8 @@ def main(argv=None):
         default_out = f"runs/{getattr(args, 'model', 'evaluate')}-{label}-{stamp}"
         out_dir = pathlib.Path(args.out or default_out)
         if args.command == "train":
-            options = dict(dataset=args.dataset, preset=args.preset, epochs=args.stage_epochs or args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, selection=args.selection,
-                           **_dataset_options(args))
+            options = dict(dataset=args.dataset, **_train_configuration(args), batch_size=args.batch_size,
+                           seed=args.seed, **_dataset_options(args))
             if args.precision != "float32":  # float32 runs keep the request they always had (resume)
                 from anomzoo.models import precision
 

@@ -128,3 +128,27 @@ def test_losses_go_down_and_stage_2_leaves_stage_1_unchanged(images):
     np.testing.assert_array_equal(_np(model(images[:4])["attention"]), attention_before)
     assert int(model.player_optimizers["d"].iterations) == d_iterations
     assert int(model.player_optimizers["adgan_d"].iterations) == 8
+
+
+def test_adgan_scores_alocc_detector_and_d2_learns_synthetic_anomalies_as_fake(images):
+    """The score is ALOCC's D(R(X)): -logit of D2 on G2(F_Nor); D2(F_Nor) is `adgan_features_score`.
+    D2's loss has the synthetic anomalies' F_Nor as a third, fake kind (Table 1), unless switched off."""
+    model = _tiny()
+    x = images[:4]
+    out = model(x)
+    attention = model.generate(x)["attention"]
+    features = model.normal_features(x, attention)
+    reconstructed = model.adgan_decoder(model.adgan_encoder(features))
+    np.testing.assert_allclose(_np(out["score"]), -_np(model.adgan_discriminator(reconstructed)["logits"]), rtol=1e-5)
+    np.testing.assert_allclose(_np(out["adgan_features_score"]), -_np(model.adgan_discriminator(features)["logits"]),
+                               rtol=1e-5)
+    assert not np.allclose(_np(out["adgan_score"]), _np(out["adgan_features_score"]))
+    terms = model.loss_terms({"image": x}, "adgan", training=False)["adgan_d"]
+    assert "adgan_d_anomaly" in terms
+    np.testing.assert_allclose(_np(terms["total"]), _np(terms["adgan_d_real"] + terms["adgan_d_fake"]
+                                                      + terms["adgan_d_anomaly"]) / 3, rtol=1e-5)
+    plain = _tiny(adgan_anomalies=False).loss_terms({"image": x}, "adgan", training=False)["adgan_d"]
+    assert "adgan_d_anomaly" not in plain
+    with_features = _tiny(score="adgan_features")
+    np.testing.assert_allclose(_np(with_features(x)["score"]), _np(with_features(x)["adgan_features_score"]))
+    keras.backend.clear_session()

@@ -144,3 +144,22 @@ def test_evaluate_takes_a_zoo_entry_as_predict_does(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "sagan_digits9" in error and "run directory, a .keras file or a zoo entry" in error, error
     assert not (tmp_path / "f").exists()
+
+
+def test_train_with_no_configuration_uses_the_recommended_one_for_the_model_and_size():
+    from anomzoo.cli import _train_configuration, build_parser
+
+    def configuration(*argv):
+        return _train_configuration(build_parser().parse_args(["train", *argv]))
+
+    assert configuration("cavga") == {"preset": "paper_d", "epochs": 15, "selection": "last"}  # digits: 32 px
+    assert configuration("cavga", "--image-size", "128")["preset"] == "paper"
+    assert configuration("cavga", "--dataset", "some/mvtec/folder")["preset"] == "paper"  # 256 px by default
+    assert configuration("anoseg", "--image-size", "64") == {"preset": "lite", "epochs": [12, 3],
+                                                              "selection": "val_syn_auroc"}
+    # what is given wins, the rest is still recommended
+    assert configuration("sagan", "--preset", "tiny", "--epochs", "2") == {"preset": "tiny", "epochs": 2,
+                                                                          "selection": "last"}
+    assert configuration("anoseg", "--stage-epochs", "3", "1", "--selection", "last")["epochs"] == [3, 1]
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "cavga, up to 64 px: --preset paper_d --epochs 15 --selection last" in help_text

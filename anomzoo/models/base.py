@@ -89,6 +89,9 @@ class AnomalyModel(keras.Model):
 
     stages: tuple = ()
     presets: dict = {}
+    #: ((largest image side or None, {"preset", "epochs", "selection"}), ...): what the zoo's results
+    #: recommend training at each size, the first entry whose side fits (see `recommended`).
+    recommendations: tuple = ()
 
     def __init__(self, config=None, precision="float32", **kwargs):
         super().__init__(**kwargs)
@@ -121,6 +124,14 @@ class AnomalyModel(keras.Model):
         return {}
 
     # -- presets --------------------------------------------------------------------------------
+
+    @classmethod
+    def recommended(cls, image_side):
+        """{"preset", "epochs", "selection"}: the configuration recommended for images of this side."""
+        for largest, configuration in cls.recommendations:
+            if largest is None or image_side <= largest:
+                return dict(configuration)
+        raise ValueError(f"{cls.__name__} recommends nothing for {image_side} px images")
 
     @classmethod
     def from_preset(cls, preset, **overrides):

@@ -20,7 +20,7 @@ from keras import ops
 
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.models.anoseg import networks
-from anomzoo.models.anoseg.presets import PRESETS
+from anomzoo.models.anoseg.presets import PRESETS, RECOMMENDED
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, discriminate,
                                  gan_terms, masked_mean_per_image, mean_over_pixels)
 from anomzoo.optimizers import FusedAdam
@@ -61,6 +61,7 @@ class AnoSeg(AnomalyModel):
     """
 
     presets = PRESETS
+    recommendations = RECOMMENDED
     stage_fractions = (2 / 3, 1 / 3)
 
     def __init__(

@@ -38,3 +38,10 @@ PRESETS = {
                      "description": "About 70 thousand weights, for tests and smoke runs; not for results."},
     },
 }
+
+
+#: What `anomzoo train anoseg` trains when no preset, epochs or selection is given: (largest image
+#: side, configuration), the first that fits. `lite` 12 + 3 epochs, selected on synthetic anomalies,
+#: is the tire benchmark's configuration at 64-128 px; Table 6's `paper` above.
+RECOMMENDED = ((128, {"preset": "lite", "epochs": [12, 3], "selection": "val_syn_auroc"}),
+               (None, {"preset": "paper", "epochs": [12, 3], "selection": "val_syn_auroc"}))

@@ -13,7 +13,9 @@ and anomalous logits;
     L_cga = mean over images of 1(p = y = normal) * mean(1 - A^cn + A^ca)       (Eq. 5)
     L_final = w_r L + w_adv L_adv + w_c L_bce + w_cga L_cga, weights 1, 1, 0.001, 0.01   (Eq. 6)
 with L and L_adv on the normal images only (the VAE models normality).
-In training the Grad-CAM gradient comes from an inner tape, so the attention losses train the
+D takes real and reconstructed images in one call (BatchNorm then trains on the statistics it scores
+with); the decoder's BatchNorm moving statistics come from z = mu, the latent it decodes at inference
+(`base.decode_sample`). In training the Grad-CAM gradient comes from an inner tape, so the attention losses train the
 network through second-order gradients; at inference it comes from the closed form (the heads are
 linear in F), which is exact and needs no tape. Inference: anomaly map 1 - A (unsupervised) or A^ca
 (weakly supervised); score: the mean absolute reconstruction difference (in [0, 1]).
@@ -27,7 +29,7 @@ from anomzoo.layers import dcgan, gradcam
 from anomzoo.models.base import (AnomalyModel, Stage, check_image_shape_form, decode_sample, gan_terms, gaussian_kl,
                                  mean_over_pixels, sample_gaussian, sum_over_pixels)
 from anomzoo.models.cavga import networks
-from anomzoo.models.cavga.presets import PRESETS
+from anomzoo.models.cavga.presets import PRESETS, RECOMMENDED
 from anomzoo.optimizers import FusedAdam
 
 
@@ -42,10 +44,13 @@ class CAVGA(AnomalyModel):
     encoder: "resnet18_hub" (CAVGA-R, keras-hub), "resnet18" (CAVGA-R, the zoo's ResNet-18) or
     "dcgan" (CAVGA-D); decoder: "residual" (Table 9) or "dcgan".
     Ablation switches (Table 8): attention_loss (L_ae / L_cga), flat_latent (a dense z of that size
-    instead of the convolutional z), adversarial (L_adv).
+    instead of the convolutional z), adversarial (L_adv). loss_reduction="mean" takes Eq. 1 as
+    per-pixel / per-unit means (the zoo's old reading); augment adds A.1's random centre crops and
+    rotations; decay_epochs sets the x0.1 period (0: constant).
     """
 
     presets = PRESETS
+    recommendations = RECOMMENDED
     stages = (Stage("train", {"g": ("encoder", "latent", "decoder"), "d": ("discriminator",)}),)
 
     def __init__(

@@ -47,3 +47,11 @@ PRESETS = {
                                     "and one block per stage), for tests and smoke runs; not for results."},
     },
 }
+
+
+#: What `anomzoo train cavga` trains when no preset, epochs or selection is given: (largest image
+#: side, configuration), the first that fits. At 32 px CAVGA-D_u with the 4x4x1 z beat the no-learning
+#: floor on one-class MNIST at 15 epochs (benchmarks/results/cavga_mnist.md); 15 epochs are the first
+#: half of the paper's constant-rate phase. Above 64 px, CAVGA-R (keras-hub ResNet-18).
+RECOMMENDED = ((64, {"preset": "paper_d", "epochs": 15, "selection": "last"}),
+               (None, {"preset": "paper", "epochs": 30, "selection": "last"}))

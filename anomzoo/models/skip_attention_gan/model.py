@@ -16,7 +16,7 @@ from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, chec
                                  mean_over_pixels)
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
-from anomzoo.models.skip_attention_gan.presets import PRESETS
+from anomzoo.models.skip_attention_gan.presets import PRESETS, RECOMMENDED
 from anomzoo.optimizers import FusedAdam
 
 
@@ -31,6 +31,7 @@ class SkipAttentionGAN(AnomalyModel):
 
     stages = (Stage("adversarial", {"g": ("generator",), "d": ("discriminator",)}),)
     presets = PRESETS
+    recommendations = RECOMMENDED
 
     def __init__(
         self,

@@ -25,3 +25,8 @@ PRESETS = {
                      "description": "70 thousand weights, for tests and smoke runs; not for results."},
     },
 }
+
+
+#: What `anomzoo train sagan` trains when no preset, epochs or selection is given: (largest image
+#: side, configuration), the first that fits: the paper's networks, 15 epochs, the last epoch.
+RECOMMENDED = ((None, {"preset": "paper", "epochs": 15, "selection": "last"}),)
