@@ -27,8 +27,9 @@ def test_every_entry_loads_and_reproduces_its_recorded_metrics(name, shared_data
     model = anomzoo.from_preset(name)
     assert isinstance(model, MODELS[entry["model"]])
     assert list(model.image_shape) == entry["image_shape"]
+    downloaded = {"data_dir": shared_data} if entry["dataset"] in DATASETS and entry["dataset"] != "digits" else {}
     data = load_dataset(entry_dataset(entry, shared_data), seed=entry["seed"], image_size=entry["image_shape"][0],
-                        channels=entry["image_shape"][-1], **entry["dataset_options"])
+                        channels=entry["image_shape"][-1], **entry["dataset_options"], **downloaded)
     results, _ = evaluation.evaluate_model(model, data)
     for metric, recorded in entry["metrics"].items():
         # rel 1e-5: CPUs with and without AMX run different oneDNN kernels, so float sums differ in the

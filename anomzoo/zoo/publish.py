@@ -23,8 +23,10 @@ HEADLINE = ("image_auroc", "pixel_auroc", "pro", "iou", "detection_accuracy", "s
 
 
 def rounded_copy(model):
-    """A fresh, uncompiled copy of `model` (no optimizer state) with float16-rounded weights."""
-    copy = type(model).from_config(model.get_config())
+    """A fresh, uncompiled float32 copy of `model` (no optimizer state) with float16-rounded weights.
+    A run trained in bfloat16 ships as float32: its weights are float32 anyway, and float32 inference
+    gives the same numbers on CPUs with and without bfloat16 instructions."""
+    copy = type(model).from_config({**model.get_config(), "precision": "float32"})
     copy.set_weights([w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w
                       for w in model.get_weights()])
     copy.set_stage(model.stage.name)
@@ -63,7 +65,8 @@ def publish(run_dir, name, dataset=None, note=None, **dataset_options):
         # A folder is named by its last two parts (e.g. mvtec3d_tire_rgb/tire, as under ../shared/data).
         "dataset": str(dataset) if not pathlib.Path(str(dataset)).exists() else
         "/".join(pathlib.Path(dataset).resolve().parts[-2:]),
-        "dataset_options": {k: v for k, v in dataset_options.items() if k not in ("image_size", "channels")},
+        # data_dir is where this machine keeps the data, not part of what the entry was evaluated on.
+        "dataset_options": {k: v for k, v in dataset_options.items() if k not in ("image_size", "channels", "data_dir")},
         "protocol": data.protocol, "target": data.target, "image_shape": list(model.image_shape), "seed": seed,
         "metrics": {k: results[k] for k in HEADLINE if k in results},
         "score_threshold": results["score_threshold"], "map_threshold": results["map_threshold"],
