@@ -36,11 +36,12 @@ def from_preset(name):
 
 
 def load_model(path):
-    """Load a `.keras` file written by anomzoo (a run directory's model.keras)."""
+    """Load a `.keras` file written by anomzoo (or a run directory's model.keras). A missing file is
+    a FileNotFoundError, a truncated or corrupt one a ValueError naming it."""
     _register()
-    import keras
+    from anomzoo import runs
 
-    return keras.models.load_model(path)
+    return runs.load_run_model(path)[0]
 
 
 def __getattr__(name):

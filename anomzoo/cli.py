@@ -186,11 +186,14 @@ def _summary(results, out_dir):
 
 def _export(args):
     from anomzoo.export import export, open_trained
+    from anomzoo.export.exporter import check_name
     from anomzoo.files import check_new_directory
 
     source = pathlib.Path(args.model_path)
     out = pathlib.Path(args.out or f"exports/{source.resolve().name if source.is_dir() else source.stem}")
     check_new_directory(out)  # before the model and its data load and the formats convert (minutes)
+    if args.name is not None:
+        check_name(args.name)
     trained = open_trained(source, dataset=args.dataset, batch_size=args.batch_size, **_dataset_options(args))
     metadata = export(trained, out, formats=args.format, name=args.name, version=args.version)
     for key, facts in metadata["files"].items():

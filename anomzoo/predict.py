@@ -37,11 +37,23 @@ class Predictor:
 
 
 def _export_metadata(path):
-    """The anomzoo metadata of an exported file or folder, or None."""
+    """The anomzoo metadata of an exported file or folder, or None; a ValueError naming the file when
+    it is not JSON, or its thresholds are not numbers (checked before any image is scored)."""
     for candidate in (path / "metadata.json", path / "assets.extra" / "anomzoo.json",
                       path.parent.parent / "metadata.json"):
         if candidate.is_file():
-            return json.loads(candidate.read_text())
+            try:
+                metadata = json.loads(candidate.read_text())
+            except ValueError as error:
+                raise ValueError(f"{candidate} is not the JSON anomzoo export writes ({error}); re-export the "
+                                 "model or restore the file") from None
+            if not isinstance(metadata, dict):
+                raise ValueError(f"{candidate} holds a {type(metadata).__name__}, not an export's metadata object")
+            for key in ("score_threshold", "map_threshold"):
+                value = metadata.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ValueError(f"{candidate}: {key} must be a number (or null), got {value!r}")
+            return metadata
     return None
 
 
@@ -65,7 +77,12 @@ def open_predictor(source):
         files = metadata["files"]
         path = path / files.get("saved_model", next(iter(files.values())))["path"]
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
-        runner = load_export(path)
+        try:
+            runner = load_export(path)
+        except Exception as error:  # each runtime has its own errors for a damaged file; name the file in all
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"cannot load the exported model {path}: {first_line}; it may be truncated or "
+                             "corrupt (export it again)") from error
         thresholds = (metadata or {}).get("score_threshold"), (metadata or {}).get("map_threshold")
         return Predictor(runner, tuple(runner.image_shape), *thresholds, str(path))
     from anomzoo import runs

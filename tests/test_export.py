@@ -157,6 +157,11 @@ def test_export_refuses_a_used_folder_and_leaves_it_untouched(exported):
     with pytest.raises(ValueError, match="unknown export format"):
         export(trained, out.parent / "other", formats=["tflite"])
     assert sorted(p.name for p in out.iterdir()) == before and not (out.parent / "other").exists()
+    # A name holding '/' or '..' would put the SavedModel outside --out, over another export's.
+    for name in ("../escaped", "a/b", "..", ".hidden"):
+        with pytest.raises(ValueError, match="plain name"):
+            export(trained, out.parent / "named", formats=["saved_model"], name=name)
+    assert not (out.parent / "named").exists() and not (out.parent.parent / "escaped").exists()
 
 
 def test_thresholds_come_from_validation_images(exported, digits):

@@ -168,3 +168,37 @@ def test_a_pattern_that_matches_nothing_is_an_error_beside_others(tmp_path, caps
         assert cli.main(["predict", "no_such_model", missing, str(image), "--out", str(tmp_path / "p")]) == 2
         error = capsys.readouterr().err
         assert error.startswith("anomzoo: error:") and missing in error, error
+
+
+def test_damaged_exports_and_metadata_are_named_before_any_image_is_scored(tire_run, tire_root, tmp_path, capsys):
+    """A truncated .onnx / .tflite, a metadata.json that is not JSON or holds a threshold that is
+    not a number: one line naming the file (were tracebacks, or a TypeError after every image)."""
+    run, _, _ = tire_run
+    out = tmp_path / "export"
+    export(open_trained(run / "model.keras", dataset=str(tire_root)), out, formats=["onnx"])
+    image = str(next(tire_root.glob("test/good/*.png")))
+    onnx = next(out.glob("onnx/*.onnx"))
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(onnx.read_bytes()[:1000])
+    assert cli.main(["predict", str(truncated), image, "--out", str(tmp_path / "p1")]) == 2
+    assert f"cannot load the exported model {truncated}" in capsys.readouterr().err
+    metadata = json.loads((out / "metadata.json").read_text())
+    (out / "metadata.json").write_text(json.dumps({**metadata, "score_threshold": "high"}))
+    assert cli.main(["predict", str(out), image, "--out", str(tmp_path / "p2")]) == 2
+    assert "score_threshold must be a number" in capsys.readouterr().err
+    (out / "metadata.json").write_text("{not json")
+    assert cli.main(["predict", str(out), image, "--out", str(tmp_path / "p3")]) == 2
+    assert f"{out / 'metadata.json'} is not the JSON" in capsys.readouterr().err
+
+
+def test_load_model_names_a_corrupt_file(tire_run, tmp_path):
+    import anomzoo
+
+    run, _, _ = tire_run
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes((run / "model.keras").read_bytes()[:5000])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        anomzoo.load_model(damaged)
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        anomzoo.load_model(tmp_path / "missing.keras")
+    assert isinstance(anomzoo.load_model(run / "model.keras"), keras.Model)

@@ -175,3 +175,31 @@ def test_runner_checks_images_as_the_model_does(exported):
     with pytest.raises(ValueError, match=r"float images in \[0, 1\], got values in \[0, 255\]"):
         runner(images.astype("float32"))  # 0-255 floats: scores far off, silently, before this check
     np.testing.assert_array_equal(runner(images)["score"], runner(images / 255.0)["score"])
+
+
+def post_raw(url, data, headers=None, timeout=60):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_bad_base64_deep_nesting_and_oversize_bodies_get_an_answer(served, monkeypatch):
+    """Each was a dropped connection and a traceback in the server's log (bad base64, 200,000 nested
+    '['), or read whole into memory (66 MB took the server to 3.2 GB): now 400, 400 and 413."""
+    from anomzoo.export import server
+
+    url, name = served
+    predict = f"{url}/v1/models/{name}:predict"
+    status, body = post(predict, {"signature_name": "serve_bytes", "instances": [{"b64": "!!!not base64"}]})
+    assert status == 400 and "base64" in body["error"]
+    status, body = post_raw(predict, b"[" * 200_000 + b"]" * 200_000)
+    assert status == 400 and "nested too deeply" in body["error"]
+    monkeypatch.setattr(server, "MAX_BODY_BYTES", 1000)
+    status, body = post_raw(predict, json.dumps({"instances": [[0.0] * 400]}).encode())
+    assert status == 413 and "over the limit of 1000 bytes" in body["error"]
+    monkeypatch.undo()
+    status, _ = post(predict, {"instances": [np.zeros((64, 64, 3)).tolist()]})
+    assert status == 200  # the server still answers

@@ -13,6 +13,7 @@ validation images and test images) and its largest deviation from the Keras mode
 
 import os
 import pathlib
+import re
 import shutil
 import time
 
@@ -45,12 +46,21 @@ def deviation(reference, outputs):
     return facts
 
 
+def check_name(name):
+    """`name` when it can name a folder inside the export (TF Serving's model name), else a ValueError:
+    a name holding '/' or '..' would write outside --out, over another export."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(name)) or ".." in str(name):
+        raise ValueError(f"--name {name!r}: the model name must be a plain name (letters, digits, '.', '_', '-', "
+                         "no '..'): it names a folder inside --out")
+    return name
+
+
 def export(trained, out, formats=FORMATS, name=None, version=1):
     """Write `trained` (an `export.source.TrainedModel`) to `out` in `formats`; returns the metadata."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(f"unknown export format(s) {unknown}; expected some of {list(FORMATS)}")
-    name = name or trained.name
+    name = check_name(name or trained.name)
     started = time.time()
     serving = serving_model(trained.model, trained.score_threshold)
     images = sample_images(trained.data)

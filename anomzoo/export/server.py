@@ -9,8 +9,10 @@ documents them:
   `serving_default`) and either `instances` (row format; answered with `predictions`, one dict per
   instance) or `inputs` (columnar; answered with `outputs`); binary values as `{"b64": "..."}`.
 
-Errors are answered as TF Serving does, `{"error": "..."}` with a 4xx status. Not implemented:
-classify/regress APIs, model labels, several models in one server.
+Errors are answered as TF Serving does, `{"error": "..."}` with a 4xx status: malformed JSON, bad
+base64 and JSON nested too deeply with 400, a body over MAX_BODY_BYTES with 413 (before it is read).
+Not implemented: classify/regress APIs, model labels, several models in one server. This server is
+for local testing: behind a network, put TF Serving or a real web server in front.
 """
 
 import base64
@@ -20,6 +22,10 @@ import pathlib
 import re
 
 import numpy as np
+
+#: the largest request body read: 32 MB of JSON (about 2,000 32 px RGB images as lists of floats)
+#: already take a Python process past 1 GB while it is parsed.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?$")
@@ -44,7 +50,10 @@ def find_saved_model(path):
 def _decode(value):
     """JSON values -> numpy, with {"b64": ...} objects turned into bytes (TF Serving's binary form)."""
     if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (ValueError, TypeError) as error:  # binascii.Error is a ValueError
+            raise ValueError(f"a \"b64\" value is not valid base64: {error}") from None
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
@@ -96,6 +105,8 @@ class ServedModel:
             return {"error": "\"instances\" must be a list, one item per instance"}, 400
         try:
             inputs = _named_inputs(raw, specs, row_format)
+        except ValueError as error:
+            return {"error": str(error)}, 400
         except (KeyError, TypeError) as error:  # instances naming other inputs than the first, or none
             return {"error": f"every instance must name the inputs the first one names: {error!r}"}, 400
         if sorted(inputs) != sorted(specs):
@@ -149,9 +160,19 @@ def make_server(export_path, host="127.0.0.1", port=8501):
             if not match or self._known(match):
                 return self._answer({"error": self._known(match) if match else "Malformed request"}, 404)
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                length = int(self.headers.get("Content-Length", 0))
+            except ValueError:
+                return self._answer({"error": "Content-Length must be a number of bytes"}, 400)
+            if length > MAX_BODY_BYTES:  # refused before reading: a large JSON body takes many times its size
+                self.close_connection = True
+                return self._answer({"error": f"request body of {length} bytes is over the limit of "
+                                              f"{MAX_BODY_BYTES} bytes; send fewer instances a request"}, 413)
+            try:
+                body = json.loads(self.rfile.read(length))
             except ValueError as error:
                 return self._answer({"error": f"JSON Parse error: {error}"}, 400)
+            except RecursionError:
+                return self._answer({"error": "JSON Parse error: nested too deeply"}, 400)
             self._answer(*served.predict(body))
 
         def log_message(self, format, *args):  # one line per request, as TF Serving's access log
