@@ -97,6 +97,8 @@ def _train_configuration(args):
     size (`AnomalyModel.recommended`)."""
     from anomzoo.models import MODELS, canonical_name
 
+    if args.epochs and args.stage_epochs:
+        raise ValueError("give --epochs (split over the stages) or --stage-epochs (one count a stage), not both")
     recommended = MODELS[canonical_name(args.model)].recommended(_image_side(args))
     return {"preset": args.preset or recommended["preset"],
             "epochs": args.stage_epochs or args.epochs or recommended["epochs"],

@@ -163,3 +163,19 @@ def test_train_with_no_configuration_uses_the_recommended_one_for_the_model_and_
     assert configuration("anoseg", "--stage-epochs", "3", "1", "--selection", "last")["epochs"] == [3, 1]
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "cavga, up to 64 px: --preset paper_d --epochs 15 --selection last" in help_text
+
+
+def test_epochs_beside_stage_epochs_and_a_zoo_entry_as_preset_are_refused(capsys):
+    assert main(["train", "anoseg", "--epochs", "3", "--stage-epochs", "2", "1"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", "sagan", "--preset", "sagan_digits0", "--epochs", "1"]) == 2
+    assert "fine-tuning" in capsys.readouterr().err
+
+
+def test_export_takes_a_zoo_entry_by_name_and_names_moved_data(tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["export", "sagan_digits0", "--format", "saved_model", "--out", str(out)]) == 0
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["model"] == "skip_attention_gan" and (out / metadata["name"] / "1" / "saved_model.pb").is_file()
+    assert main(["export", "sagan_tire64", "--format", "saved_model", "--out", str(tmp_path / "e2")]) == 2
+    assert "--dataset PATH" in capsys.readouterr().err

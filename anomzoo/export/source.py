@@ -40,6 +40,11 @@ def open_trained(source, dataset=None, batch_size=64, **dataset_options):
     run.json. Thresholds: those recorded in the run's metrics.json when present (they were computed
     from the same validation images), else computed from the data's validation split.
     """
+    if not pathlib.Path(source).exists():
+        from anomzoo import zoo
+
+        if zoo.is_entry(str(source)):
+            return _zoo_entry(str(source), dataset, batch_size, dataset_options)
     source = pathlib.Path(source)
     model, provenance = runs.load_run_model(source)
     run_dir = source if source.is_dir() else source.parent
@@ -55,7 +60,11 @@ def open_trained(source, dataset=None, batch_size=64, **dataset_options):
     else:
         seed = provenance.get("seed", 0)
     dataset_options.update(image_size=size, channels=channels)
-    data = load_dataset(dataset, seed=seed, **dataset_options)
+    try:
+        data = load_dataset(dataset, seed=seed, **dataset_options)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{source}: its data ({dataset}) cannot be loaded: {error}; if it has moved, give its "
+                         "new place with --dataset NEW_PATH") from error
     recorded = _recorded_metrics(run_dir) if source.is_dir() else {}
     thresholds = None
     if "score_threshold" in recorded and "map_threshold" in recorded:
@@ -72,8 +81,31 @@ def trained_model(model, data, provenance=None, metrics=None, thresholds=None, b
     if thresholds is None:
         thresholds = evaluation.validation_thresholds(model, data, batch_size)
         if thresholds[0] is None:
-            raise ValueError(f"{data.name} has no validation images to choose a decision threshold from")
+            raise ValueError(f"the data of {type(model).__name__} ({data.name}, {len(data.train)} training image(s)) "
+                             "has no validation images to choose a decision threshold from: train on at least "
+                             "two normal images, or give --dataset with a validation split")
     name = next((key for key, cls in MODELS.items() if isinstance(model, cls)), type(model).__name__)
     return TrainedModel(model=model, name=name, score_threshold=float(thresholds[0]),
                         map_threshold=float(thresholds[1]), threshold_rule=evaluation.THRESHOLD_RULE, data=data,
                         provenance=dict(provenance or {}), metrics=dict(metrics or {}))
+
+
+def _zoo_entry(name, dataset, batch_size, dataset_options):
+    """A zoo entry as a `TrainedModel`: its thresholds, and the data it was evaluated on (a registry
+    dataset by name; a folder dataset must be given, since the entry cannot know where it is here)."""
+    from anomzoo import zoo
+    from anomzoo.data import DATASETS
+
+    entry = zoo.info(name)
+    model, score_threshold, map_threshold = zoo.load(name, with_thresholds=True)
+    if dataset is None:
+        if entry["dataset"] not in DATASETS:
+            raise ValueError(f"zoo entry {name} was evaluated on the folder {entry['dataset']}: give its place "
+                             "here with --dataset PATH")
+        dataset = entry["dataset"]
+    options = {**entry["dataset_options"], **dataset_options, "image_size": entry["image_shape"][0],
+               "channels": entry["image_shape"][-1]}
+    data = load_dataset(dataset, seed=entry["seed"], **options)
+    return trained_model(model, data, provenance={"zoo_entry": name, **entry.get("training", {})},
+                         metrics=entry["metrics"], thresholds=(score_threshold, map_threshold),
+                         batch_size=batch_size)

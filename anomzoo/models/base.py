@@ -142,8 +142,9 @@ class AnomalyModel(keras.Model):
 
             if zoo.is_entry(preset):
                 if overrides:
-                    raise ValueError(f"zoo entry {preset!r} is a trained model: it takes no overrides "
-                                     f"({sorted(overrides)})")
+                    raise ValueError(f"zoo entry {preset!r} is a trained model, not a configuration: it takes "
+                                     f"no overrides ({sorted(overrides)}), and training from it (fine-tuning) is "
+                                     f"not supported; configurations of {cls.__name__}: {sorted(cls.presets)}")
                 model = zoo.load(preset)
                 if not isinstance(model, cls):
                     raise ValueError(f"zoo entry {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
