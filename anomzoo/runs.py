@@ -4,7 +4,9 @@ Both `anomzoo train` and the benchmarks go through `train_run`, so a recorded be
 a user's CLI run are produced by the same code.
 """
 
+import contextlib
 import json
+import os
 import pathlib
 import shutil
 import time
@@ -24,6 +26,7 @@ from anomzoo.report import write_report
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"  # what was asked for, and whether the run has finished
 CHECKPOINT_DIR = "checkpoint"  # the training state after the last finished epoch, until the run ends
+LOCK_FILE = "run.lock"  # the pid of the process training in the directory (`run_lock`)
 
 
 class RunDirectoryError(ValueError):
@@ -47,7 +50,7 @@ def open_run_dir(out_dir, request=None):
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"--out {out_dir} is a file; give a directory for the run")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         recorded = read_run_record(out_dir) if request is not None else None
         if recorded is None:
             raise RunDirectoryError(f"{out_dir} is not empty; give a new or empty directory with --out "
@@ -70,6 +73,45 @@ def open_run_dir(out_dir, request=None):
     except OSError as error:
         raise RunDirectoryError(f"cannot write the run directory {out_dir}: {error.strerror or error}") from error
     return False
+
+
+@contextlib.contextmanager
+def run_lock(out_dir):
+    """Hold `out_dir` for this process: a lock file holding its pid, removed when the block ends. A
+    second process (a --resume of a run still going, or only stopped with kill -STOP) is refused, since
+    both would write the same checkpoint and model; a lock whose process is gone is stale and taken over."""
+    lock = pathlib.Path(out_dir) / LOCK_FILE
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _process_alive(owner):
+                raise RunDirectoryError(f"{out_dir} is in use by process {owner} (a run still training, or "
+                                        f"stopped); wait for it or end it (kill {owner}) before continuing this run")
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    else:
+        raise RunDirectoryError(f"cannot take the lock {lock}: another process keeps taking it")
+    try:
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def find_unfinished_run(runs_root, request):
@@ -142,59 +184,64 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
     out_dir = pathlib.Path(out_dir)
     existed = out_dir.exists()
     resuming = open_run_dir(out_dir, request)
-    name = request["model"]
-    checkpoint = out_dir / CHECKPOINT_DIR
-    state = read_checkpoint(checkpoint) if resuming else None
-    resumed_at = state["epoch"] if state else None
-    try:
-        data = load_dataset(dataset, seed=seed, **dataset_options)
-        keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
-        model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
-        trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
-                                 selection=selection, verbose=verbose, checkpoint_dir=checkpoint)
-    except BaseException:
-        if not resuming and not checkpoint.exists():  # nothing worth keeping: leave no half-made run behind
-            (out_dir / RUN_FILE).unlink(missing_ok=True)
-            if not existed:
-                shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    train_seconds = time.time() - started
-    save_model(model, out_dir / MODEL_FILE)
-    results, predictions = evaluation.evaluate_model(model, data, batch_size)
-    selection_facts = {"rule": selection, "description": trained.selection_rule}
-    if trained.selector is not None:
-        selected_weights = model.get_weights()
-        model.set_weights(trained.selector.last_weights)
-        last, _ = evaluation.evaluate_model(model, data, batch_size)
-        model.set_weights(selected_weights)
-        results["last"] = {k: v for k, v in last.items() if not isinstance(v, (list, dict))}
-        selection_facts.update(selected_epochs=trained.selector.selected_epochs,
-                               validation_history=trained.selector.history)
-    history = trained.history.history
-    facts = {
-        "model": name,
-        "preset": preset,
-        "model_options": dict(model_options or {}),
-        **dataset_facts(data, dataset),
-        "epochs": sum(trained.stage_epochs),
-        "stage_epochs": dict(zip([s.name for s in model.stages], trained.stage_epochs)),
-        "batch_size": batch_size,
-        "seed": seed,
-        "selection_rule": trained.selection_rule,
-        "selection": selection_facts,
-        "threshold_rule": evaluation.threshold_rule(data),
-        "final_train_losses": {k: float(v[-1]) for k, v in history.items()},
-        # With a resumed run, the seconds of this process only (the epochs before were timed elsewhere).
-        "resumed_at_epoch": resumed_at,
-        "train_seconds": round(train_seconds, 1),
-        "wall_seconds": round(time.time() - started, 1),
-        "commit": provenance.commit(),
-        **provenance.environment(),
-    }
-    write_report(out_dir, results, facts, data, predictions)
-    write_json(out_dir / RUN_FILE, {"status": "finished", "request": request})
-    shutil.rmtree(checkpoint, ignore_errors=True)  # the saved model supersedes it
-    return {**results, "provenance": facts}
+    with run_lock(out_dir):  # one live process per run directory
+        name = request["model"]
+        checkpoint = out_dir / CHECKPOINT_DIR
+        state = read_checkpoint(checkpoint) if resuming else None
+        resumed_at = state["epoch"] if state else None
+        try:
+            data = load_dataset(dataset, seed=seed, **dataset_options)
+            keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
+            model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
+            if dataset_options.get("weak_fraction") and not getattr(model, "weakly_supervised", False):
+                raise ValueError(f"--weak-fraction moves anomalous test images into training with their labels, "
+                                 f"but {type(model).__name__} ({preset}) reads no labels and would learn them as "
+                                 "normal; use a weakly supervised configuration (cavga --preset paper_weak)")
+            trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
+                                     selection=selection, verbose=verbose, checkpoint_dir=checkpoint)
+        except BaseException:
+            if not resuming and not checkpoint.exists():  # nothing worth keeping: leave no half-made run behind
+                (out_dir / RUN_FILE).unlink(missing_ok=True)
+                if not existed:
+                    shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        train_seconds = time.time() - started
+        save_model(model, out_dir / MODEL_FILE)
+        results, predictions = evaluation.evaluate_model(model, data, batch_size)
+        selection_facts = {"rule": selection, "description": trained.selection_rule}
+        if trained.selector is not None:
+            selected_weights = model.get_weights()
+            model.set_weights(trained.selector.last_weights)
+            last, _ = evaluation.evaluate_model(model, data, batch_size)
+            model.set_weights(selected_weights)
+            results["last"] = {k: v for k, v in last.items() if not isinstance(v, (list, dict))}
+            selection_facts.update(selected_epochs=trained.selector.selected_epochs,
+                                   validation_history=trained.selector.history)
+        history = trained.history.history
+        facts = {
+            "model": name,
+            "preset": preset,
+            "model_options": dict(model_options or {}),
+            **dataset_facts(data, dataset),
+            "epochs": sum(trained.stage_epochs),
+            "stage_epochs": dict(zip([s.name for s in model.stages], trained.stage_epochs)),
+            "batch_size": batch_size,
+            "seed": seed,
+            "selection_rule": trained.selection_rule,
+            "selection": selection_facts,
+            "threshold_rule": evaluation.threshold_rule(data),
+            "final_train_losses": {k: float(v[-1]) for k, v in history.items()},
+            # With a resumed run, the seconds of this process only (the epochs before were timed elsewhere).
+            "resumed_at_epoch": resumed_at,
+            "train_seconds": round(train_seconds, 1),
+            "wall_seconds": round(time.time() - started, 1),
+            "commit": provenance.commit(),
+            **provenance.environment(),
+        }
+        write_report(out_dir, results, facts, data, predictions)
+        write_json(out_dir / RUN_FILE, {"status": "finished", "request": request})
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the saved model supersedes it
+        return {**results, "provenance": facts}
 
 
 def load_run_model(path):

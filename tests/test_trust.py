@@ -394,3 +394,31 @@ def test_tiff_and_webp_images_and_masks_load_as_png_ones_do(small_tire):
         np.testing.assert_array_equal(getattr(data, split).masks, getattr(bare, split).masks)
     assert any(path.endswith("000.tif") for path in data.train.paths) or \
         any(path.endswith("000.tif") for path in data.validation.paths)
+
+
+def test_one_live_process_per_run_directory(tmp_path):
+    """A run directory held by a live process (training, or stopped with kill -STOP) is refused to a
+    second one (--resume would have taken it over and both would write the model); a lock whose
+    process has ended is stale and taken over."""
+    run = tmp_path / "run"
+    request = runs.train_request("sagan", preset="tiny", epochs=1)
+    assert runs.open_run_dir(run, request) is False
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / runs.LOCK_FILE).write_text(str(holder.pid))
+        assert runs.open_run_dir(run, request) is True  # the lock file alone does not make it foreign
+        with pytest.raises(runs.RunDirectoryError, match=f"in use by process {holder.pid}"):
+            runs.train_run("sagan", run, preset="tiny", epochs=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    with runs.run_lock(run):  # the holder has ended: its lock is stale
+        assert (run / runs.LOCK_FILE).read_text() == str(os.getpid())
+    assert not (run / runs.LOCK_FILE).exists()
+
+
+def test_weak_fraction_is_refused_for_a_model_that_reads_no_labels(tmp_path):
+    """SAGAN would learn the anomalous images --weak-fraction moves into training as normal ones."""
+    with pytest.raises(ValueError, match="reads no labels"):
+        runs.train_run("sagan", tmp_path / "run", preset="tiny", epochs=1, weak_fraction=0.5)
+    assert not (tmp_path / "run").exists()

@@ -25,6 +25,7 @@ from anomzoo.export.runtime import load_export
 from anomzoo.export.saved_model import write_saved_model
 from anomzoo.export.serving_model import OUTPUTS, serving_model
 from anomzoo.files import atomic_directory, write_json
+from anomzoo.models.precision import float32_copy
 
 FORMATS = ("saved_model", "litert", "onnx")
 CHECK_IMAGES = 32
@@ -62,7 +63,8 @@ def export(trained, out, formats=FORMATS, name=None, version=1):
         raise ValueError(f"unknown export format(s) {unknown}; expected some of {list(FORMATS)}")
     name = check_name(name or trained.name)
     started = time.time()
-    serving = serving_model(trained.model, trained.score_threshold)
+    # LiteRT and ONNX have no bfloat16 kernels: a bfloat16 model is exported as its float32 copy.
+    serving = serving_model(float32_copy(trained.model), trained.score_threshold)
     images = sample_images(trained.data)
     reference = {key: np.asarray(value) for key, value in serving(images).items()}
     files = {}

@@ -49,3 +49,15 @@ def apply(network, precision):
         if id(layer) not in keep and not isinstance(layer, keras.layers.InputLayer):
             layer.dtype_policy = PRECISIONS[precision]
     return network
+
+
+def float32_copy(model):
+    """`model` itself when it computes in float32, else a float32 copy with the same weights (an
+    uncompiled model of the same class and configuration). Exports and the zoo ship this: LiteRT and
+    ONNX have no bfloat16 kernels, and float32 inference gives the same numbers on every CPU."""
+    if getattr(model, "precision", "float32") == "float32":
+        return model
+    copy = type(model).from_config({**model.get_config(), "precision": "float32"})
+    copy.set_weights(model.get_weights())
+    copy.set_stage(model.stage.name)
+    return copy

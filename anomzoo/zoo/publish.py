@@ -26,7 +26,7 @@ def rounded_copy(model):
     """A fresh, uncompiled float32 copy of `model` (no optimizer state) with float16-rounded weights.
     A run trained in bfloat16 ships as float32: its weights are float32 anyway, and float32 inference
     gives the same numbers on CPUs with and without bfloat16 instructions."""
-    copy = type(model).from_config({**model.get_config(), "precision": "float32"})
+    copy = type(model).from_config({**model.get_config(), "precision": "float32"})  # a copy even when float32
     copy.set_weights([w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w
                       for w in model.get_weights()])
     copy.set_stage(model.stage.name)
