@@ -48,15 +48,22 @@ def read_checkpoint(directory):
 
 
 def restore_checkpoint(model, directory, state, selector=None):
-    """Load the weights (and optimizer state, stage) of `directory` into a compiled `model`."""
-    directory = pathlib.Path(directory) / state["folder"]
-    model.load_weights(directory / WEIGHTS_FILE)
-    with np.load(directory / RANDOM_FILE) as arrays:
-        for index, variable in enumerate(_seed_states(model)):
-            variable.assign(arrays[str(index)])
-    if selector is not None and state.get("selector") is not None:
-        with np.load(directory / SELECTOR_FILE) as arrays:
-            selector.resume_from(state["selector"], dict(arrays))
+    """Load the weights (and optimizer state, stage) of `directory` into a compiled `model`; a
+    ValueError naming the checkpoint when a file of it is missing, truncated or damaged."""
+    root = pathlib.Path(directory)
+    directory = root / str(state.get("folder", ""))
+    try:
+        model.load_weights(directory / WEIGHTS_FILE)
+        with np.load(directory / RANDOM_FILE) as arrays:
+            for index, variable in enumerate(_seed_states(model)):
+                variable.assign(arrays[str(index)])
+        if selector is not None and state.get("selector") is not None:
+            with np.load(directory / SELECTOR_FILE) as arrays:
+                selector.resume_from(state["selector"], dict(arrays))
+    except Exception as error:  # h5py, numpy, zipfile and Keras each raise their own types
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"the checkpoint in {directory} cannot be read ({type(error).__name__}: {first_line}); "
+                         f"delete {root} to start the run over from its first epoch") from error
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -74,6 +81,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return  # a diverged epoch is not worth continuing from; the previous checkpoint stays
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        try:
+            self._save(epoch)
+        except (OSError, RuntimeError) as error:  # a full disk is a RuntimeError inside h5py
+            raise OSError(f"cannot write the checkpoint of epoch {epoch + 1} in {self.directory} "
+                          f"({type(error).__name__}: {error}); the previous epoch's checkpoint is kept: free "
+                          "some space and run the same command again to continue from it") from error
+
+    def _save(self, epoch):
         folder = f"epoch-{epoch + 1:04d}"
         (self.directory / folder).mkdir(parents=True, exist_ok=True)
         with atomic_path(self.directory / folder / WEIGHTS_FILE) as tmp:

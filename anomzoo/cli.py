@@ -335,7 +335,7 @@ def main(argv=None):
                      f"--out {out_dir} to continue")
         print(f"anomzoo: interrupted{where}", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, DatasetError, FloatingPointError) as error:
+    except (ValueError, OSError, DatasetError, FloatingPointError) as error:  # OSError: a full disk too
         print(f"anomzoo: error: {error}", file=sys.stderr)
         return 2
 

@@ -20,3 +20,17 @@ def shared_data() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def tire_root(shared_data) -> pathlib.Path:
     return shared_data / "mvtec3d_tire_rgb" / "tire"
+
+
+def huge_png(path, side=40000):
+    """A 2.5 kB PNG whose header claims side x side pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (side + 1) * 64, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path

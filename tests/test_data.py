@@ -13,6 +13,8 @@ from anomzoo.data import (DATASETS, AnomalyDataset, DatasetError, leave_one_clas
 from anomzoo.data import cifar10, idx
 from anomzoo.data.protocols import split_off_validation
 
+from conftest import huge_png
+
 TIRE_TEST_COUNTS = {"good": 25, "combined": 5, "contamination": 28, "cut": 27, "hole": 27}
 
 
@@ -284,6 +286,9 @@ def test_unreadable_image(tmp_path):
     bad = root / "train" / "good" / "002.png"
     bad.write_bytes(b"this is not a png")
     with pytest.raises(DatasetError, match=f"cannot decode image {bad}"):
+        load_mvtec(root)
+    huge_png(bad)  # a small file whose header claims 40000x40000 pixels: was a cv2 traceback naming no file
+    with pytest.raises(DatasetError, match=f"cannot decode {bad}: the image is larger than OpenCV decodes"):
         load_mvtec(root)
 
 

@@ -16,6 +16,8 @@ from anomzoo.export import export, open_trained
 from anomzoo.models import build_model
 from anomzoo.predict import collect_images
 
+from conftest import huge_png
+
 
 @pytest.fixture(scope="module")
 def tire_run(tire_root, tmp_path_factory):
@@ -56,12 +58,14 @@ def test_an_unreadable_file_gets_an_error_row_and_the_others_are_scored(tire_run
     run, *_ = tire_run
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
+    huge = huge_png(tmp_path / "huge.png")  # aborted the whole command with a cv2 traceback
     good = sorted((tire_root / "test" / "good").glob("00*.png"))[:2]
-    code = cli.main(["predict", str(run / "model.keras"), str(broken), *map(str, good), str(tmp_path / "gone.png"),
-                     "--out", str(tmp_path / "p"), "--no-maps"])
+    code = cli.main(["predict", str(run / "model.keras"), str(broken), str(huge), *map(str, good),
+                     str(tmp_path / "gone.png"), "--out", str(tmp_path / "p"), "--no-maps"])
     assert code == 1
     rows = {r["path"]: r for r in read_table(tmp_path / "p")}
     assert "cannot decode image" in rows[str(broken)]["error"] and rows[str(broken)]["score"] == ""
+    assert "larger than OpenCV decodes" in rows[str(huge)]["error"] and rows[str(huge)]["score"] == ""
     assert "cannot read image" in rows[str(tmp_path / "gone.png")]["error"]
     assert all(rows[str(p)]["score"] and not rows[str(p)]["error"] for p in good)
     assert "cannot score" in capsys.readouterr().err

@@ -422,3 +422,46 @@ def test_weak_fraction_is_refused_for_a_model_that_reads_no_labels(tmp_path):
     with pytest.raises(ValueError, match="reads no labels"):
         runs.train_run("sagan", tmp_path / "run", preset="tiny", epochs=1, weak_fraction=0.5)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_checkpoint_and_a_full_disk_are_one_clear_error(tmp_path, monkeypatch):
+    """Truncated checkpoint weights or a deleted random.npz: a message naming the checkpoint and how to
+    start over (were h5py / numpy tracebacks). A checkpoint that cannot be written (a full disk is an
+    h5py RuntimeError): an OSError saying the previous epoch's checkpoint is kept, and the next run
+    continues from it."""
+    from anomzoo import checkpoint
+
+    data = load_dataset("digits", seed=0)
+    run = dict(epochs=2, batch_size=32, seed=0, verbose=0)
+
+    def build():
+        keras.utils.set_random_seed(0)
+        return build_model("sagan", "tiny", image_shape=data.image_shape)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck", callbacks=[Interrupt()])
+    saved = next((tmp_path / "ck").glob("epoch-*"))
+    weights = saved / checkpoint.WEIGHTS_FILE
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[:1000])
+    with pytest.raises(ValueError, match=f"the checkpoint in {saved} cannot be read.*delete"):
+        training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck")
+    weights.write_bytes(intact)
+    (saved / checkpoint.RANDOM_FILE).rename(tmp_path / "random.npz")
+    with pytest.raises(ValueError, match="cannot be read"):
+        training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck")
+    (tmp_path / "random.npz").rename(saved / checkpoint.RANDOM_FILE)
+
+    def full_disk(self, path, *args, **kwargs):
+        raise RuntimeError("Can't synchronously write data (file write failed: No space left on device)")
+
+    monkeypatch.setattr(keras.Model, "save_weights", full_disk)
+    with pytest.raises(OSError, match="cannot write the checkpoint of epoch 2.*previous epoch's checkpoint is kept"):
+        training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck")
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "ck" / "state.json").read_text())["epoch"] == 1
+    assert len(training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck").history.history["loss"]) == 2

@@ -81,8 +81,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as err:
         raise DatasetError(f"cannot read image {path}: {err}") from err
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    return to_hwc_rgb(image, str(path))
+    return to_hwc_rgb(_decode(data, cv2.IMREAD_UNCHANGED, path), str(path))
+
+
+def _decode(data, flags, path):
+    """cv2.imdecode of a file's bytes (None when empty or not an image); a DatasetError naming the
+    file where OpenCV refuses it: it checks the size in the header against its pixel limit (2^30,
+    `CV_IO_MAX_IMAGE_PIXELS`) before it allocates, so a small file claiming a huge image costs nothing."""
+    if not data.size:  # OpenCV asserts on 0 bytes
+        return None
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise DatasetError(f"cannot decode {path}: the image is larger than OpenCV decodes (2^30 pixels) "
+                           f"or damaged ({reason})") from None
 
 
 def resize_image(image: np.ndarray, size: int, interpolation: int | None = None) -> np.ndarray:
@@ -177,7 +190,7 @@ def _read_all(paths: list[pathlib.Path]) -> list[np.ndarray]:
 
 def _read_mask(path: pathlib.Path, image_path: pathlib.Path, image_shape: tuple[int, ...]) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None  # OpenCV asserts on 0 bytes
+    mask = _decode(data, cv2.IMREAD_GRAYSCALE, path)
     if mask is None:
         raise DatasetError(f"cannot decode mask {path}: the file is unreadable or not an image")
     if mask.shape[:2] != tuple(image_shape[:2]):
