@@ -27,7 +27,7 @@ from anomzoo.export import export, open_trained
 from anomzoo.export.server import make_server
 from anomzoo.models import build_model
 
-from conftest import REPO
+from conftest import REPO, huge_png
 
 
 def client(name):
@@ -186,7 +186,7 @@ def post_raw(url, data, headers=None, timeout=60):
         return error.code, json.loads(error.read())
 
 
-def test_bad_base64_deep_nesting_and_oversize_bodies_get_an_answer(served, monkeypatch):
+def test_bad_base64_deep_nesting_and_oversize_bodies_get_an_answer(served, monkeypatch, tmp_path):
     """Each was a dropped connection and a traceback in the server's log (bad base64, 200,000 nested
     '['), or read whole into memory (66 MB took the server to 3.2 GB): now 400, 400 and 413."""
     from anomzoo.export import server
@@ -201,5 +201,10 @@ def test_bad_base64_deep_nesting_and_oversize_bodies_get_an_answer(served, monke
     status, body = post_raw(predict, json.dumps({"instances": [[0.0] * 400]}).encode())
     assert status == 413 and "over the limit of 1000 bytes" in body["error"]
     monkeypatch.undo()
+    # A 2.5 kB PNG claiming 40000 x 40000 pixels is refused from its header, inside the SavedModel's
+    # graph (the same under TF Serving), before anything is decoded (an 8000 px PNG took 1.4 GB).
+    bomb = base64.b64encode(huge_png(tmp_path / "huge.png").read_bytes()).decode()
+    status, body = post(predict, {"signature_name": "serve_bytes", "instances": [{"b64": bomb}]})
+    assert status == 400 and "larger than 33554432 pixels" in body["error"]
     status, _ = post(predict, {"instances": [np.zeros((64, 64, 3)).tolist()]})
     assert status == 200  # the server still answers

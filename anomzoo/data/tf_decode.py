@@ -21,10 +21,41 @@ import tensorflow as tf
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LUMA = (0.299, 0.587, 0.114)
+#: the largest image decoded (width x height): 32 Mpx, 96 MB as 8-bit RGB (a 5,792 px square). A
+#: small PNG can claim 40000 x 40000 pixels, 4.8 GB to decode at 8 bits, twice that at 16; the size is
+#: read from the header and checked before anything is decoded.
+MAX_PIXELS = 2 ** 25
+
+
+def header_pixels(data):
+    """width x height read from a PNG, JPEG or GIF header without decoding (int64); 0 for other
+    formats, which `decode_image` bounds itself (BMP is stored uncompressed: its size is its file's)."""
+    length = tf.strings.length(data)
+
+    def big_endian(offset):  # a PNG header's uint32
+        b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.uint8), tf.int64)
+        return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+
+    def png():
+        return big_endian(16) * big_endian(20)
+
+    def gif():
+        b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 6, 4), tf.uint8), tf.int64)
+        return (b[0] + 256 * b[1]) * (b[2] + 256 * b[3])
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0] * shape[1]
+
+    is_png = tf.logical_and(length >= 24, tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE))
+    is_gif = tf.logical_and(length >= 10, tf.equal(tf.strings.substr(data, 0, 3), b"GIF"))
+    zero = lambda: tf.constant(0, tf.int64)  # noqa: E731
+    return tf.cond(tf.io.is_jpeg(data), jpeg, lambda: tf.cond(is_png, png, lambda: tf.cond(is_gif, gif, zero)))
 
 
 def decode_rgb(data):
-    """One encoded image (a scalar string tensor) -> (H, W, 3) uint8."""
+    """One encoded image (a scalar string tensor) -> (H, W, 3) uint8; an InvalidArgumentError, before
+    decoding, for an image over MAX_PIXELS."""
 
     def png():
         wide = tf.io.decode_png(data, channels=3, dtype=tf.uint16)
@@ -37,8 +68,13 @@ def decode_rgb(data):
     def jpeg():
         return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
 
-    is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)
-    return tf.cond(tf.io.is_jpeg(data), jpeg, lambda: tf.cond(is_png, png, other))
+    too_large = tf.debugging.assert_less_equal(
+        header_pixels(data), tf.constant(MAX_PIXELS, tf.int64),
+        message=f"the image is larger than {MAX_PIXELS} pixels (width x height, read from its header); send a "
+                "smaller image")
+    with tf.control_dependencies([too_large]):
+        is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)
+        return tf.cond(tf.io.is_jpeg(data), jpeg, lambda: tf.cond(is_png, png, other))
 
 
 def resize_like_loaders(image, size):
