@@ -245,3 +245,19 @@ def test_every_discriminator_sees_real_and_fake_images_in_one_batch(name, digits
         calls.clear()
         model.loss_terms({"image": images}, stage.name, training=True)
         assert calls and all(size in (8, 12) for size in calls), (stage.name, calls)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_numbers_out_of_range_and_names_of_the_wrong_type_are_clear_errors(name):
+    """A negative learning rate trained by gradient ascent without a word; a list as preset or None as
+    the model were Python's own TypeError / AttributeError."""
+    for bad in (-1, 0, "1e-3", float("nan")):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            build_model(name, "tiny", learning_rate=bad)
+    weight = next(k for k in MODELS[name].presets["tiny"]["config"] if k.startswith("w_"))
+    with pytest.raises(ValueError, match=f"loss weight {weight}"):
+        build_model(name, "tiny", **{weight: -0.5})
+    with pytest.raises(ValueError, match="preset must be a name"):
+        build_model(name, ["tiny"])
+    with pytest.raises(ValueError, match="a model is named by a str"):
+        build_model(None)

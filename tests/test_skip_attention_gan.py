@@ -71,3 +71,8 @@ def test_bad_sizes_are_rejected():
         SkipAttentionGAN(image_shape=(8, 8, 3))
     with pytest.raises(ValueError, match="power-of-two"):
         SkipAttentionGAN(image_shape=(48, 48, 3))
+
+
+def test_a_depth_below_one_is_a_clear_error():
+    with pytest.raises(ValueError, match="depth must be a positive int"):
+        build_model("sagan", "tiny", depth=0)  # was "Cannot convert '(1, 1, 6, 4.0)' to a shape"

@@ -12,6 +12,8 @@ ALIASES = {"sagan": "skip_attention_gan"}
 
 
 def canonical_name(name):
+    if not isinstance(name, str):
+        raise ValueError(f"a model is named by a str, one of {sorted([*MODELS, *ALIASES])}; got {name!r}")
     key = ALIASES.get(name.lower(), name.lower())
     if key not in MODELS:
         known = sorted([*MODELS, *ALIASES])

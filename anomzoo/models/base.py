@@ -62,6 +62,23 @@ def check_image_shape_form(image_shape, owner):
     return shape
 
 
+def check_numbers(config, owner):
+    """A ValueError naming `owner` for a configuration number out of range: a learning rate must be a
+    positive finite number (a negative one trains by gradient ascent, silently), a loss weight (w_*)
+    a finite number >= 0, a depth a positive int."""
+    def number(value):
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+    for key, value in config.items():
+        if key.endswith("learning_rate") and value is not None:
+            if not number(value) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{owner}: {key} must be a positive number, got {value!r}")
+        elif key.startswith("w_") and (not number(value) or not np.isfinite(value) or value < 0):
+            raise ValueError(f"{owner}: loss weight {key} must be a finite number >= 0, got {value!r}")
+        elif key == "depth" and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{owner}: depth must be a positive int, got {value!r}")
+
+
 def as_batch(data):
     """What `fit` / `evaluate` hand a step, as the dict every model reads.
 
@@ -98,6 +115,7 @@ class AnomalyModel(keras.Model):
         # Every model takes `precision` ("float32" or "bfloat16", see models/precision.py); it is
         # applied to the networks in `build`, which each model calls once its networks exist.
         self.precision = precision_option.check(precision)
+        check_numbers(config or {}, type(self).__name__)
         self._model_config = {**dict(config or {}), "precision": precision}
         # The stage being trained; a variable, so that a saved model remembers which stages are done.
         self._stage_variable = keras.Variable(0, dtype="int32", trainable=False, name="stage")
@@ -137,6 +155,8 @@ class AnomalyModel(keras.Model):
     def from_preset(cls, preset, **overrides):
         """Build a named configuration, e.g. `AnoSeg.from_preset("paper")`, with `overrides` on top;
         or load a trained model from the zoo, e.g. `SkipAttentionGAN.from_preset("sagan_digits0")`."""
+        if not isinstance(preset, str):
+            raise ValueError(f"preset must be a name (a str), e.g. {next(iter(cls.presets))!r}; got {preset!r}")
         if preset not in cls.presets:
             from anomzoo import zoo
 
