@@ -1,5 +1,7 @@
 """`evaluate_model()`: test-set metrics of a trained model, with thresholds from normal data only."""
 
+import warnings
+
 import numpy as np
 
 from anomzoo import metrics
@@ -42,6 +44,9 @@ def validation_thresholds(model, dataset, batch_size=64):
             metrics.threshold_from_normal(validation["anomaly_map"], 0.99))
 
 
+#: fewer test images of a kind than this and `evaluate_model` warns that its metrics say little.
+MIN_TEST_IMAGES = 10
+
 #: a training image's foreground estimate (`augment.foreground_mask`) threshold, and the share of
 #: training images in which a pixel must be foreground to belong to the object region.
 OBJECT_THRESHOLD, OBJECT_SHARE = 0.03, 0.5
@@ -66,6 +71,10 @@ def evaluate_model(model, dataset, batch_size=64):
     Thresholds come from the validation split (normal training images held out from training), so
     no test label touches them; `iou_best` is the exception the metrics name as an oracle.
     """
+    normal, anomalous = int(np.sum(dataset.test.labels == 0)), int(np.sum(dataset.test.labels == 1))
+    if min(normal, anomalous) < MIN_TEST_IMAGES:
+        warnings.warn(f"the test set holds {normal} normal and {anomalous} anomalous images: metrics from so few "
+                      f"(under {MIN_TEST_IMAGES} of a kind) say little", stacklevel=2)
     test = predict(model, dataset.test.images, batch_size)
     threshold, map_threshold = validation_thresholds(model, dataset, batch_size)
     results = metrics.evaluate(

@@ -278,6 +278,21 @@ def _read_provenance(metrics_file):
     return {}
 
 
+def _held_out_as_trained(model_path, dataset, dataset_options, seed):
+    """(dataset_options, seed) for evaluating a run on its own data: where the run chose its epochs on a
+    labelled validation split of the test images, the same split (fraction and seed) leaves the test
+    set again unless asked otherwise, so that no image that chose the weights is scored as a test image."""
+    path = pathlib.Path(model_path)
+    record = read_run_record(path if path.is_dir() else path.parent)
+    fraction = (record or {}).get("request", {}).get("dataset_options", {}).get("labelled_validation_fraction")
+    same_data = record is not None and train_request("sagan", dataset=dataset)["dataset"] == record["request"]["dataset"]
+    if not fraction or not same_data or "labelled_validation_fraction" in dataset_options:
+        return dataset_options, seed
+    warnings.warn(f"the run chose its weights on a labelled validation split ({fraction} of the test images, seed "
+                  f"{record['request']['seed']}); the same images leave the test set here", stacklevel=3)
+    return {**dataset_options, "labelled_validation_fraction": fraction}, record["request"]["seed"]
+
+
 def evaluate_run(model_path, out_dir, *, dataset, batch_size=64, seed=0, **dataset_options):
     """Evaluate a trained model on `dataset` and report into `out_dir`."""
     started = time.time()
@@ -286,6 +301,7 @@ def evaluate_run(model_path, out_dir, *, dataset, batch_size=64, seed=0, **datas
     open_run_dir(out_dir)
     try:
         model, trained = load_run_model(model_path)
+        dataset_options, seed = _held_out_as_trained(model_path, dataset, dataset_options, seed)
         size = int(model.image_shape[0])
         channels = int(model.image_shape[-1])
         asked = dataset_options.pop("image_size", None)

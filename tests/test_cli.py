@@ -1,12 +1,15 @@
 """The `anomzoo` command end to end on the built-in digits, and its errors."""
 
 import contextlib
+import dataclasses
 import io
 import json
 
+import numpy as np
 import pytest
 
 from anomzoo.cli import main
+from anomzoo.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,29 @@ def test_select_on_real_defects_held_out_of_the_test_split(tire_root, tmp_path):
     assert main(["evaluate", str(run), "--dataset", str(tire_root), "--labelled-validation", "0.25",
                  "--out", str(again)]) == 0
     assert json.loads((again / "metrics.json").read_text())["image_auroc"] == pytest.approx(metrics["image_auroc"])
+    # ... and without it too: the images that chose the epoch are never scored as test images (were all 112)
+    implied = tmp_path / "implied"
+    with pytest.warns(UserWarning, match="the same images leave the test set"):
+        assert main(["evaluate", str(run), "--dataset", str(tire_root), "--out", str(implied)]) == 0
+    evaluated = json.loads((implied / "metrics.json").read_text())
+    assert evaluated["provenance"]["split_sizes"]["test"] == 84
+    assert evaluated["image_auroc"] == pytest.approx(metrics["image_auroc"])
+
+
+def test_few_test_images_and_vanishing_masks_are_warned_about(tire_root, tmp_path):
+    """A 2-image test set reported image_auroc=1.0000 without a word; thin defects whose masks vanish
+    when shrunk left the pixel metrics without a word."""
+    from anomzoo import evaluation
+    from anomzoo.data import load_dataset
+
+    with pytest.warns(UserWarning, match="defect masks vanish at 8 px"):
+        data = load_dataset(tire_root, image_size=8)
+    one_of_each = [int(np.argmax(data.test.labels == 0)), int(np.argmax(data.test.labels == 1))]
+    two = data.test.__class__(**{f: getattr(data.test, f)[one_of_each] for f in
+                                 ("images", "labels", "masks", "defect_types", "paths")})
+    data = dataclasses.replace(data, test=two)
+    with pytest.warns(UserWarning, match="the test set holds 1 normal and 1 anomalous images"):
+        evaluation.evaluate_model(build_model("sagan", "tiny", image_shape=data.image_shape), data)
 
 
 def test_wrong_stage_epochs_are_a_clear_error(capsys):
