@@ -465,3 +465,22 @@ def test_a_damaged_checkpoint_and_a_full_disk_are_one_clear_error(tmp_path, monk
     monkeypatch.undo()
     assert json.loads((tmp_path / "ck" / "state.json").read_text())["epoch"] == 1
     assert len(training.train(build(), data, **run, checkpoint_dir=tmp_path / "ck").history.history["loss"]) == 2
+
+
+def test_a_full_disk_at_the_final_save_is_one_line_and_the_run_then_finishes(tmp_path, monkeypatch, capsys):
+    """The final model.keras cannot be written (a full disk): one line, no model file half-written, the
+    checkpoint kept; the same command then finishes the run without training again."""
+    run = tmp_path / "run"
+    argv = ["train", "sagan", "--preset", "tiny", "--epochs", "1", "--batch-size", "32", "--out", str(run)]
+
+    def full_disk(model, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "save_model", full_disk)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert not (run / runs.MODEL_FILE).exists() and (run / runs.CHECKPOINT_DIR / "state.json").is_file()
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert (run / runs.MODEL_FILE).is_file() and not (run / runs.LOCK_FILE).exists()
