@@ -100,7 +100,11 @@ def served(exported):
 
 
 def post(url, body, timeout=60):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return post_raw(url, json.dumps(body).encode(), timeout=timeout)
+
+
+def post_raw(url, data, timeout=60):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -175,15 +179,6 @@ def test_runner_checks_images_as_the_model_does(exported):
     with pytest.raises(ValueError, match=r"float images in \[0, 1\], got values in \[0, 255\]"):
         runner(images.astype("float32"))  # 0-255 floats: scores far off, silently, before this check
     np.testing.assert_array_equal(runner(images)["score"], runner(images / 255.0)["score"])
-
-
-def post_raw(url, data, headers=None, timeout=60):
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_bad_base64_deep_nesting_and_oversize_bodies_get_an_answer(served, monkeypatch, tmp_path):
