@@ -203,3 +203,16 @@ def test_the_decoder_keeps_the_moving_statistics_of_the_mean_latent():
     output = tf.function(lambda: decode_sample(decoder, z, mu, True))()
     np.testing.assert_allclose(norm.moving_mean.numpy(), 0.5 * 8.0, rtol=1e-5)  # from mu only: 0.5 * 0 + 0.5 * 8
     assert abs(float(tf.reduce_mean(output))) < 1e-3  # the sampled pass is normalised by its own batch
+
+
+def test_augmentation_of_a1_trains_and_leaves_inference_unchanged():
+    """augment (random centre crops and +-15 degree rotations, A.1) acts in training only."""
+    keras.utils.set_random_seed(0)
+    model = build_model("cavga", "tiny", augment=True)
+    model.compile()
+    history = model.fit(IMAGES, batch_size=4, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["loss"]))
+    np.testing.assert_array_equal(model.predict(IMAGES, verbose=0)["score"], model.predict(IMAGES, verbose=0)["score"])
+    augmented = model.augmentation(IMAGES, training=True)
+    assert augmented.shape == IMAGES.shape and not np.allclose(augmented, IMAGES)
+    assert build_model("cavga", "paper").augment and not build_model("cavga", "paper_d").augment
