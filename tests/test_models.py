@@ -181,7 +181,9 @@ def test_bfloat16_precision_trains_every_stage_with_float32_weights_and_outputs(
     float32 = build_model(name, "tiny", image_shape=digits.image_shape)
     float32.set_weights(model.get_weights())
     scores = float32.predict(test_images, verbose=0)["score"]
-    assert np.corrcoef(scores, outputs["score"])[0, 1] > 0.9, (scores, outputs["score"])
+    # Within a few percent of the largest score (a near-constant score, as ADGAN's D2(G2(F)) after two
+    # steps, has no spread for a correlation to measure).
+    np.testing.assert_allclose(outputs["score"], scores, rtol=0, atol=0.03 * float(np.max(np.abs(scores))))
 
 
 def test_an_unknown_precision_is_an_error():
