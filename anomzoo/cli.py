@@ -105,14 +105,26 @@ def _train_configuration(args):
             "selection": args.selection or recommended["selection"]}
 
 
-def _recommendations_text():
-    from anomzoo.models import MODELS
+def _recommendations():
+    """{registry name: RECOMMENDED} read from each model folder's presets.py (plain constants) without
+    importing the models, so that --help answers without loading TensorFlow."""
+    import importlib.util
 
+    found = {}
+    for path in sorted((pathlib.Path(__file__).parent / "models").glob("*/presets.py")):
+        spec = importlib.util.spec_from_file_location(f"_anomzoo_presets_{path.parent.name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found[path.parent.name] = module.RECOMMENDED
+    return found
+
+
+def _recommendations_text():
     lines = ["with no --preset, --epochs or --selection, `train` uses what the zoo's results recommend "
              "for the model and image size:"]
-    for name, cls in sorted(MODELS.items()):
-        for largest, c in cls.recommendations:
-            size = f"up to {largest} px" if largest else ("larger" if len(cls.recommendations) > 1 else "any size")
+    for name, recommendations in _recommendations().items():
+        for largest, c in recommendations:
+            size = f"up to {largest} px" if largest else ("larger" if len(recommendations) > 1 else "any size")
             epochs = (f"--stage-epochs {' '.join(map(str, c['epochs']))}" if isinstance(c["epochs"], list)
                       else f"--epochs {c['epochs']}")
             lines.append(f"  {name}, {size}: --preset {c['preset']} {epochs} --selection {c['selection']}")

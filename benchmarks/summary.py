@@ -23,7 +23,7 @@ ROWS = [
     ("CAVGA-D_u, CIFAR-10 one-class", "cavga_cifar10_oneclass", "paper_d+precision=bfloat16/e10/last",
      "image_auroc", 0.737),
     ("Attention network + ADGAN, CIFAR-10 one-class (partial: 2 classes)", "attention_adgan_cifar10_oneclass",
-     "cifar10+precision=bfloat16/e2-2/last", "image_auroc", 0.823),
+     "cifar10+precision=bfloat16/e1-1/last", "image_auroc", 0.823),
     ("CAVGA-R_u, tire 64 px: pixel AUROC inside the tire", "cavga_tire", "paper+precision=bfloat16/e10/last",
      "pixel_auroc_object", None),
     ("SAGAN, tire 64 px: pixel AUROC inside the tire", "sagan_tire", "paper+precision=bfloat16/e10/last",
