@@ -202,7 +202,11 @@ def test_the_same_seed_gives_the_same_run(name, options, tmp_path):
     second = runs.train_run(name, tmp_path / "b", **run)
     for key in ("image_auroc", "score_threshold"):
         assert first[key] == second[key]
-    assert first["provenance"]["final_train_losses"] == second["provenance"]["final_train_losses"]
+    # The logged epoch losses agree to float32 rounding, not always bit for bit: when TensorFlow runs two
+    # ops at once, oneDNN may compute a reduction single-threaded, in another order (seen once in AnoSeg's
+    # detector_d_loss under load: 1.98539841 against 1.98539829, with identical metrics).
+    assert first["provenance"]["final_train_losses"] == pytest.approx(second["provenance"]["final_train_losses"],
+                                                                       rel=1e-6)
 
 
 # -- the command line --------------------------------------------------------------------------------
