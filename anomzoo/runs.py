@@ -153,13 +153,18 @@ def labelled_validation_sizes(dataset):
     return {"labelled_validation": len(labelled), "labelled_validation_anomalous": int(labelled.labels.sum())}
 
 
+def _dataset_key(dataset):
+    """A dataset as a run records it: a registry name as given, a folder as its absolute path."""
+    is_path = not isinstance(dataset, str) or pathlib.Path(dataset).exists()
+    return str(pathlib.Path(dataset).resolve()) if is_path else dataset
+
+
 def train_request(model_name, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
                   selection="last", model_options=None, **dataset_options):
     """What a training run is asked to do, as recorded in its run directory (JSON-able)."""
-    is_path = not isinstance(dataset, str) or pathlib.Path(dataset).exists()
     return {
         "model": canonical_name(model_name), "preset": preset,
-        "dataset": str(pathlib.Path(dataset).resolve()) if is_path else dataset,
+        "dataset": _dataset_key(dataset),
         "epochs": list(epochs) if isinstance(epochs, (list, tuple)) else int(epochs),
         "batch_size": int(batch_size), "seed": int(seed), "selection": selection,
         "model_options": dict(model_options or {}),
@@ -285,7 +290,7 @@ def _held_out_as_trained(model_path, dataset, dataset_options, seed):
     path = pathlib.Path(model_path)
     record = read_run_record(path if path.is_dir() else path.parent)
     fraction = (record or {}).get("request", {}).get("dataset_options", {}).get("labelled_validation_fraction")
-    same_data = record is not None and train_request("sagan", dataset=dataset)["dataset"] == record["request"]["dataset"]
+    same_data = record is not None and _dataset_key(dataset) == record["request"]["dataset"]
     if not fraction or not same_data or "labelled_validation_fraction" in dataset_options:
         return dataset_options, seed
     warnings.warn(f"the run chose its weights on a labelled validation split ({fraction} of the test images, seed "
