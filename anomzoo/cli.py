@@ -115,7 +115,7 @@ def _recommendations():
         spec = importlib.util.spec_from_file_location(f"_anomzoo_presets_{path.parent.name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        found[path.parent.name] = module.RECOMMENDED
+        found[path.parent.name] = getattr(module, "RECOMMENDED", ())
     return found
 
 

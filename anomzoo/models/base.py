@@ -145,11 +145,12 @@ class AnomalyModel(keras.Model):
 
     @classmethod
     def recommended(cls, image_side):
-        """{"preset", "epochs", "selection"}: the configuration recommended for images of this side."""
+        """{"preset", "epochs", "selection"}: the configuration recommended for images of this side
+        (a model that recommends nothing: its `paper` preset, 30 epochs, the last epoch)."""
         for largest, configuration in cls.recommendations:
             if largest is None or image_side <= largest:
                 return dict(configuration)
-        raise ValueError(f"{cls.__name__} recommends nothing for {image_side} px images")
+        return {"preset": "paper", "epochs": 30, "selection": "last"}
 
     @classmethod
     def from_preset(cls, preset, **overrides):
