@@ -93,8 +93,8 @@ def test_inference_contract(mnist_ones):
 def test_nan_loss_stops_with_a_clear_error():
     data = load_dataset("digits", normal_class=3, image_size=8)
     # depth 1 at 8x8: the smallest network, since each traced fit costs time in proportion to its layers
-    model = SkipAttentionGAN(image_shape=(8, 8, 1), base_filters=4, depth=1, discriminator_filters=4,
-                             w_con=float("nan"))
+    model = SkipAttentionGAN(image_shape=(8, 8, 1), base_filters=4, depth=1, discriminator_filters=4)
+    model.w_con = float("nan")  # past the constructor's check, which refuses a NaN weight
     with pytest.raises(FloatingPointError, match="diverged"):
         training.train(model, data, epochs=3, batch_size=32, verbose=0)
 
