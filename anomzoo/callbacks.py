@@ -163,18 +163,20 @@ class ReconstructionAgainstFloor(keras.callbacks.Callback):
 
     def __init__(self, images, train_images, batch_size=64):
         super().__init__()
+        from anomzoo.evaluation import as_float_images
         from anomzoo.floors import reconstruction_floor  # floors imports evaluation, which imports metrics
 
-        self.images = np.asarray(images, "float32") / 255.0 if np.asarray(images).dtype == np.uint8 else images
+        self.images = as_float_images(images)
         self.floor = reconstruction_floor(train_images, self.images)
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
+        from anomzoo.floors import pixel_bce
+
         if logs is None:
             return
         outputs = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
         if "reconstruction" not in outputs:
             return
-        x, p = self.images, np.clip(np.asarray(outputs["reconstruction"], "float64"), 1e-7, 1 - 1e-7)
-        logs["val_rec_bce"] = float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+        logs["val_rec_bce"] = pixel_bce(self.images, outputs["reconstruction"])
         logs["val_rec_bce_floor"] = self.floor

@@ -52,14 +52,19 @@ MIN_TEST_IMAGES = 10
 OBJECT_THRESHOLD, OBJECT_SHARE = 0.03, 0.5
 
 
+def as_float_images(images):
+    """float32 images in [0, 1]: uint8 divided by 255, floats as they are."""
+    images = np.asarray(images)
+    return images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+
+
 def object_region(train_images):
     """(H, W) bool: the pixels where the object lies in at least half of the normal TRAINING images
     (no test image), at the size of the images. Pixel metrics restricted to it judge a map on the
     object: on the tire a map that only marks the tire scores a pixel AUROC of 0.91 over all pixels."""
     from anomzoo.augment.foreground import foreground_mask  # keras ops: imported when needed
 
-    images = np.asarray(train_images)
-    images = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+    images = as_float_images(train_images)
     masks = np.concatenate([np.asarray(foreground_mask(images[i:i + 64], OBJECT_THRESHOLD))
                             for i in range(0, len(images), 64)])
     return masks.mean(axis=0) >= OBJECT_SHARE

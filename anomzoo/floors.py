@@ -11,12 +11,12 @@ learned less than the mean image; on one-class MNIST that row already scores 0.8
 import numpy as np
 
 from anomzoo import metrics
-from anomzoo.evaluation import object_region
+from anomzoo.evaluation import as_float_images, object_region
 
 
 def floor_maps(train_images, test_images):
     """{name: (N, H, W, 1) map} for uint8 or [0, 1] images; higher = more anomalous."""
-    train, test = (_as_float(x) for x in (train_images, test_images))
+    train, test = as_float_images(train_images), as_float_images(test_images)
     mean = train.mean(axis=0)
     return {"distance to the mean normal": np.abs(test - mean).mean(axis=-1, keepdims=True),
             "brightness": test.mean(axis=-1, keepdims=True)}
@@ -36,11 +36,11 @@ def floor_metrics(dataset):
 def reconstruction_floor(train_images, images):
     """Mean per-pixel binary cross-entropy of emitting the mean normal training image for `images`:
     the reconstruction loss a reconstructor must beat to have learned anything."""
-    mean = np.clip(_as_float(train_images).mean(axis=0), 1e-7, 1 - 1e-7)
-    x = _as_float(images)
-    return float(np.mean(-(x * np.log(mean) + (1 - x) * np.log(1 - mean))))
+    return pixel_bce(images, as_float_images(train_images).mean(axis=0))
 
 
-def _as_float(images):
-    images = np.asarray(images)
-    return images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+def pixel_bce(images, reconstructions):
+    """Mean per-pixel binary cross-entropy of `reconstructions` (broadcast against `images`)."""
+    x = as_float_images(images)
+    p = np.clip(np.asarray(reconstructions, "float64"), 1e-7, 1 - 1e-7)
+    return float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))

@@ -27,7 +27,7 @@ import numpy as np
 from anomzoo import training
 from anomzoo.data import load_dataset
 from anomzoo.data.registry import _load_arrays
-from anomzoo.floors import floor_maps, reconstruction_floor
+from anomzoo.floors import floor_maps, pixel_bce, reconstruction_floor
 from anomzoo.metrics import image_auroc
 from anomzoo.models import build_model
 
@@ -63,9 +63,7 @@ class Probe(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         normal, anomalous, test = (self._outputs(x) for x in (self.dataset.validation.images, self.anomalies,
                                                                self.dataset.test.images))
-        x = self.dataset.validation.images.astype("float32") / 255.0
-        p = np.clip(normal["reconstruction"], 1e-7, 1 - 1e-7)
-        bce = float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+        bce = pixel_bce(self.dataset.validation.images, normal["reconstruction"])
         print(f"epoch {epoch + 1} {time.time() - self.started:.0f}s val_bce {bce:.4f} (floor {self.floor:.4f}) "
               f"val_auroc {image_auroc(self.labels, np.r_[normal['score'], anomalous['score']]):.3f} "
               f"test_auroc {image_auroc(self.dataset.test.labels, test['score']):.3f}", flush=True)
