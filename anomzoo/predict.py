@@ -6,9 +6,11 @@ TF Serving model base path `<name>/` (latest version), one exported file (SavedM
 files and folders skipped) or glob patterns. Files are read exactly as the dataset loaders read
 them (`anomzoo.data.load_image`), so the scores equal those `anomzoo evaluate` computes.
 
-Writes `<out>/predictions.csv` and `<out>/predictions.json` (path, score, verdict, error) and, per
-image, `<out>/maps/<name>.png`: the image with its anomaly map overlaid and the pixels above the
-map threshold outlined. An unreadable file gets an error row; the others are still scored.
+Writes `<out>/predictions.csv` and `<out>/predictions.json` (path, score, verdict, error), per image
+`<out>/maps/<name>.png` (`anomzoo.report.overlay`: the image at its own resolution beside its
+anomaly map as a heat overlay with a colour bar, the pixels above the map threshold outlined, the
+verdict and score in the title) and `<out>/report.html`, every image's row and overlay on one page,
+the most anomalous first. An unreadable file gets an error row; the others are still scored.
 """
 
 import csv
@@ -20,9 +22,11 @@ import pathlib
 
 import numpy as np
 
-from anomzoo.data import DatasetError, load_image
-from anomzoo.data.mvtec import IMAGE_EXTENSIONS, is_hidden
-from anomzoo.files import atomic_path, write_json, write_text
+from anomzoo.data import DatasetError
+from anomzoo.data.mvtec import IMAGE_EXTENSIONS, convert_channels, is_hidden, read_image, resize_image
+from anomzoo.files import write_json, write_text
+from anomzoo.report.html import predictions_page
+from anomzoo.report.overlay import inspection_figure
 
 
 @dataclasses.dataclass
@@ -144,10 +148,12 @@ def predict_files(predictor, files, out_dir, batch_size=32, maps=True, progress=
     names = _map_names(files)
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
-        images, readable = [], []
+        images, originals, readable = [], [], []
         for path in chunk:
             try:
-                images.append(load_image(path, size, channels))
+                original = read_image(path)  # then resized and converted exactly as `load_image` does
+                images.append(convert_channels(resize_image(original, size)[None], channels)[0])
+                originals.append(original if maps else None)
                 readable.append(path)
             except (DatasetError, OSError) as error:
                 rows.append({"path": str(path), "score": None, "verdict": None, "error": str(error)})
@@ -157,17 +163,21 @@ def predict_files(predictor, files, out_dir, batch_size=32, maps=True, progress=
             for index, path in enumerate(readable):
                 score = float(outputs["score"][index])
                 verdict = None if predictor.score_threshold is None else (
-                    "anomalous" if score >= predictor.score_threshold else "normal")
-                rows.append({"path": str(path), "score": score, "verdict": verdict, "error": None})
+                    "anomalous" if score >= predictor.score_threshold or score != score else "normal")
+                row = {"path": str(path), "score": score, "verdict": verdict, "error": None}
                 if maps:
-                    _write_overlay(out_dir / "maps" / names[path], batch[index], outputs["anomaly_map"][index],
-                                   predictor.map_threshold)
+                    row["map"] = f"maps/{names[path]}"
+                    inspection_figure(out_dir / row["map"], originals[index], outputs["anomaly_map"][index],
+                                      map_threshold=predictor.map_threshold, score=score,
+                                      score_threshold=predictor.score_threshold, title=str(path))
+                rows.append(row)
         done += len(chunk)
         if bar is not None:
             bar.update(done)
     order = {str(p): i for i, p in enumerate(files)}
     rows.sort(key=lambda row: order[row["path"]])
     _write_table(out_dir, rows, predictor)
+    write_text(out_dir / "report.html", predictions_page(rows, predictor))
     return rows
 
 
@@ -183,25 +193,6 @@ def _map_names(files):
         used.add(name)
         names[path] = name
     return names
-
-
-def _write_overlay(path, image, anomaly_map, map_threshold):
-    """The image with its map as a heat overlay (red = high) and the above-threshold region outlined."""
-    import cv2
-
-    colour = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
-    values = anomaly_map[..., 0]
-    top = 2.0 * map_threshold if map_threshold else float(values.max()) or 1.0  # threshold at mid-scale
-    heat = cv2.applyColorMap(np.clip(values / top * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    blended = cv2.addWeighted(cv2.cvtColor(colour, cv2.COLOR_RGB2BGR), 0.6, heat, 0.4, 0)
-    if map_threshold is not None:
-        region = (values >= map_threshold).astype(np.uint8)
-        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(blended, contours, -1, (255, 255, 255), 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), blended):
-            raise OSError(f"cannot write {path}")
 
 
 def _write_table(out_dir, rows, predictor):

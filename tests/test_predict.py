@@ -49,7 +49,9 @@ def test_predict_a_folder_gives_the_scores_evaluate_computes(tire_run, tire_root
     threshold = json.loads((run / "metrics.json").read_text())["score_threshold"]
     assert all(r["verdict"] == ("anomalous" if float(r["score"]) >= threshold else "normal") for r in rows)
     maps = sorted((tmp_path / "p" / "maps").iterdir())
-    assert len(maps) == len(rows) and cv2.imread(str(maps[0])).shape == (64, 64, 3)
+    original = cv2.imread(str(tire_root / "test" / "cut" / pathlib.Path(rows[0]["path"]).name))
+    figure = cv2.imread(str(maps[0]))  # image and overlay side by side, each at the file's own size
+    assert len(maps) == len(rows) and figure.shape[0] > original.shape[0] and figure.shape[1] > 2 * original.shape[1]
     saved = json.loads((tmp_path / "p" / "predictions.json").read_text())
     assert saved["score_threshold"] == threshold and len(saved["predictions"]) == len(rows)
 

@@ -4,6 +4,9 @@ For trying a model and its clients locally where TF Serving's binary is not inst
 client (export/rest_client.py, curl) works here and against TF Serving. Implemented, as TF Serving
 documents them:
 
+- `GET  /`: a page to try the model in a browser: drop or choose images, see each one's score,
+  verdict and anomaly map drawn over it (`page.html`; it posts to the predict API below with the
+  `serve_bytes` signature, as a TF Serving client would);
 - `GET  /v1/models/<name>[/versions/<v>]`: the model's status;
 - `POST /v1/models/<name>[/versions/<v>]:predict` with `signature_name` (default
   `serving_default`) and either `instances` (row format; answered with `predictions`, one dict per
@@ -26,6 +29,8 @@ import numpy as np
 #: the largest request body read: 32 MB of JSON (about 2,000 32 px RGB images as lists of floats)
 #: already take a Python process past 1 GB while it is parsed.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: the largest image file the page sends: base64 takes 4 bytes for 3, and the JSON around it little.
+MAX_UPLOAD_BYTES = (MAX_BODY_BYTES - 4096) // 4 * 3
 
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?$")
@@ -86,6 +91,29 @@ class ServedModel:
         self.name, self.version, folder = find_saved_model(path)
         self._loaded = tf.saved_model.load(str(folder))
         self.signatures = dict(self._loaded.signatures)
+        metadata = folder / "assets.extra" / "anomzoo.json"  # written by `anomzoo export`
+        try:
+            self.metadata = json.loads(metadata.read_text()) if metadata.is_file() else {}
+        except ValueError as error:
+            raise ValueError(f"{metadata} is not the JSON anomzoo export writes ({error})") from None
+
+    def page(self):
+        """The try-a-model page, its settings (thresholds, colour table, limits) written into it."""
+        from anomzoo.report.overlay import MAX_OPACITY, colour_table
+
+        spec = self.signatures["serving_default"].structured_input_signature[1]
+        config = {
+            "name": self.name, "version": self.version, "predict_url": f"/v1/models/{self.name}:predict",
+            "image_shape": next(iter(spec.values())).shape[1:].as_list(),
+            "score_threshold": self.metadata.get("score_threshold"),
+            "map_threshold": self.metadata.get("map_threshold"),
+            "colours": colour_table().tolist(), "max_opacity": MAX_OPACITY,
+            "max_upload_bytes": MAX_UPLOAD_BYTES,
+        }
+        # "<" escaped: no value (a model name) can close the <script> element it sits in.
+        settings = json.dumps(config).replace("<", "\\u003c")
+        return (pathlib.Path(__file__).with_name("page.html").read_text()
+                .replace("/*CONFIG*/null", settings).encode("utf-8"))
 
     def predict(self, body):
         """A predict request body (dict) -> (response dict, HTTP status)."""
@@ -149,6 +177,13 @@ def make_server(export_path, host="127.0.0.1", port=8501):
             return None
 
         def do_GET(self):
+            if self.path in ("/", "/index.html"):
+                page = served.page()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                return self.wfile.write(page)
             match = _STATUS.match(self.path)
             if not match or self._known(match):
                 return self._answer({"error": self._known(match) if match else "Malformed request"}, 404)

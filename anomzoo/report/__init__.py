@@ -1,13 +1,15 @@
-"""A run directory's readable report: metrics.json, report.md and its pictures."""
+"""A run directory's readable report: metrics.json, report.md with its pictures, and report.html."""
 
 import numpy as np
 
 from anomzoo.files import write_json, write_text
+from anomzoo.report.html import run_page
 from anomzoo.report.plots import overlay_grid, roc_plot, score_histogram
 
 
 def write_report(run_dir, results, provenance, dataset, predictions):
-    """Write metrics.json (results + provenance), report.md and the three PNGs into `run_dir`."""
+    """Write metrics.json (results + provenance), report.md with its three PNGs, and report.html (the
+    same with the worst-scored images at full resolution, one self-contained file) into `run_dir`."""
     write_json(run_dir / "metrics.json", {**results, "provenance": provenance})
     test = dataset.test
     roc_plot(test.labels, predictions["score"], run_dir / "roc.png")
@@ -22,7 +24,7 @@ def write_report(run_dir, results, provenance, dataset, predictions):
         counts += f"; {len(dataset.labelled_validation)} labelled validation images taken out of the test split"
     write_text(run_dir / "report.md", f"""# {provenance.get('model')} on {provenance.get('dataset')} ({provenance.get('target')})
 
-Images: {counts}.
+Images: {counts}. `report.html` shows the worst-scored images at full resolution with their maps.
 
 | metric | value |
 |---|---|
@@ -37,6 +39,7 @@ Images: {counts}.
 ## Provenance
 {facts}
 """)
+    write_text(run_dir / "report.html", run_page(run_dir, results, provenance, dataset, predictions))
 
 
 __all__ = ["write_report", "roc_plot", "score_histogram", "overlay_grid"]
