@@ -8,16 +8,15 @@ anomzoo wrote also load with `keras.models.load_model`.
 
 import importlib
 
-__version__ = "0.1.0"
+from anomzoo.version import __version__
 
 _SUBMODULES = ("augment", "layers", "models")
 
 
 def _register():
-    """Import the modules whose classes Keras must know to load a `.keras` file."""
-    for name in _SUBMODULES:
-        importlib.import_module(f"anomzoo.{name}")
-    importlib.import_module("anomzoo.models.schedules")
+    from anomzoo.models.loading import register_classes
+
+    register_classes()
 
 
 def build_model(name, preset="paper", **overrides):
@@ -30,18 +29,18 @@ def build_model(name, preset="paper", **overrides):
 
 def from_preset(name):
     """A trained model from the zoo by entry name (`anomzoo zoo list`), e.g. "sagan_digits0"."""
-    from anomzoo import zoo
+    from anomzoo.models.loading import load_zoo_entry
 
-    return zoo.load(name)
+    return load_zoo_entry(name)
 
 
 def load_model(path):
     """Load a `.keras` file written by anomzoo (or a run directory's model.keras). A missing file is
     a FileNotFoundError, a truncated or corrupt one a ValueError naming it."""
     _register()
-    from anomzoo import runs
+    from anomzoo.models.loading import load_run_model
 
-    return runs.load_run_model(path)[0]
+    return load_run_model(path)[0]
 
 
 def __getattr__(name):

@@ -299,7 +299,7 @@ def main(argv=None):
     try:
         if args.command == "zoo":  # answered from the entries alone, without loading TensorFlow
             return _zoo(args)
-        from anomzoo import models, runs
+        from anomzoo import models, rundir, runs
 
         if args.command == "models":
             for name, cls in models.MODELS.items():
@@ -329,7 +329,7 @@ def main(argv=None):
                     print("anomzoo: warning: this CPU has no bfloat16 instructions (AMX / AVX-512 BF16): "
                           "bfloat16 runs here, but no faster than float32", file=sys.stderr)
             if args.resume and not args.out:
-                out_dir = runs.find_unfinished_run("runs", runs.train_request(args.model, **options))
+                out_dir = rundir.find_unfinished_run("runs", runs.train_request(args.model, **options))
                 if out_dir is None:
                     raise ValueError("--resume: no unfinished run of this command under runs/ "
                                      "(give its directory with --out)")

@@ -65,13 +65,14 @@ def open_predictor(source):
     """A `Predictor` for `source` (see the module docstring)."""
     from anomzoo.export import load_export
     from anomzoo.export.server import find_saved_model
+    from anomzoo.models.loading import load_run_model, load_zoo_entry
 
     path = pathlib.Path(source)
     if not path.exists():
         from anomzoo import zoo
 
         if zoo.is_entry(str(source)):
-            return _keras_predictor(*zoo.load(str(source), with_thresholds=True), f"zoo:{source}")
+            return _keras_predictor(*load_zoo_entry(str(source), with_thresholds=True), f"zoo:{source}")
         raise FileNotFoundError(f"{source}: no such run directory, model file or export, and not a zoo entry "
                                 f"(anomzoo zoo list shows them)")
     if path.is_dir() and any(p.name.isdigit() and (p / "saved_model.pb").is_file() for p in path.iterdir()):
@@ -89,9 +90,7 @@ def open_predictor(source):
                              "corrupt (export it again)") from error
         thresholds = (metadata or {}).get("score_threshold"), (metadata or {}).get("map_threshold")
         return Predictor(runner, tuple(runner.image_shape), *thresholds, str(path))
-    from anomzoo import runs
-
-    model, _ = runs.load_run_model(path)
+    model, _ = load_run_model(path)
     recorded = {}
     metrics_file = (path if path.is_dir() else path.parent) / "metrics.json"
     if metrics_file.is_file():

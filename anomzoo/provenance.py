@@ -21,7 +21,8 @@ def commit():
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        from anomzoo import __version__
+        from anomzoo.version import __version__
+
         return f"release {__version__}"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 

@@ -25,6 +25,7 @@ from anomzoo import metrics, provenance, zoo  # noqa: E402
 from anomzoo.data import DATASETS, load_dataset  # noqa: E402
 from anomzoo.export import export, load_export, trained_model  # noqa: E402
 from anomzoo.files import write_json, write_text  # noqa: E402
+from anomzoo.models.loading import load_zoo_entry  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "data"
@@ -48,7 +49,7 @@ def benchmark(name):
     dataset = entry["dataset"] if entry["dataset"] in DATASETS else str(SHARED / entry["dataset"])
     data = load_dataset(dataset, seed=entry["seed"], image_size=entry["image_shape"][0],
                         channels=entry["image_shape"][-1], **entry["dataset_options"])
-    model = zoo.load(name)
+    model = load_zoo_entry(name)
     out = ROOT / "runs" / "benchmarks" / "exports" / name
     shutil.rmtree(out, ignore_errors=True)
     started = time.time()

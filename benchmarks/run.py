@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from anomzoo import provenance, runs
+from anomzoo import provenance, rundir, runs
 from anomzoo.data import load_dataset
 from anomzoo.data.pipeline import make_pipeline
 from anomzoo.floors import floor_metrics
@@ -278,7 +278,7 @@ def quality(model, benchmark, args, command):
             key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
-            if (runs.read_run_record(out) or {}).get("status") == "finished":
+            if (rundir.read_run_record(out) or {}).get("status") == "finished":
                 shutil.rmtree(out)  # a re-run replaces the entry; an unfinished run (killed) is continued instead
             metrics = runs.train_run(model, out, dataset=data, preset=args.preset, epochs=epochs,
                                      batch_size=args.batch_size, seed=seed, selection=args.selection,

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+import anomzoo
 from anomzoo import cli, evaluation, zoo
 from anomzoo.data import load_dataset
 from anomzoo.export import export, open_trained
@@ -101,7 +102,7 @@ def test_predict_with_a_zoo_entry(tmp_path):
     cv2.imwrite(str(tmp_path / "grey.png"), image)
     assert cli.main(["predict", name, str(tmp_path / "grey.png"), "--out", str(tmp_path / "p")]) == 0
     row = read_table(tmp_path / "p")[0]
-    model = zoo.load(name)
+    model = anomzoo.from_preset(name)
     expected = model.predict(image[None], verbose=0)["score"][0]
     assert float(row["score"]) == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
 
@@ -198,8 +199,6 @@ def test_damaged_exports_and_metadata_are_named_before_any_image_is_scored(tire_
 
 
 def test_load_model_names_a_corrupt_file(tire_run, tmp_path):
-    import anomzoo
-
     run, _, _ = tire_run
     damaged = tmp_path / "damaged.keras"
     damaged.write_bytes((run / "model.keras").read_bytes()[:5000])

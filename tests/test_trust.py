@@ -19,10 +19,10 @@ import keras
 import numpy as np
 import pytest
 
-from anomzoo import evaluation, runs, training
+from anomzoo import evaluation, rundir, runs, training
 from anomzoo.cli import main
 from anomzoo.data import DatasetError, load_dataset, load_mvtec
-from anomzoo.models import build_model
+from anomzoo.models import build_model, loading
 
 TINY_TRAIN = ["train", "sagan", "--preset", "tiny", "--batch-size", "32"]
 
@@ -82,7 +82,7 @@ def test_a_finished_run_is_never_overwritten_nor_mixed(tmp_path, capsys):
     run = tmp_path / "run"
     assert main([*TINY_TRAIN, "--epochs", "1", "--out", str(run)]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    assert not (run / runs.CHECKPOINT_DIR).exists(), "the checkpoint goes once the run has finished"
+    assert not (run / rundir.CHECKPOINT_DIR).exists(), "the checkpoint goes once the run has finished"
     capsys.readouterr()
     assert main([*TINY_TRAIN, "--epochs", "1", "--out", str(run)]) == 2
     assert "holds a finished run" in _error(capsys)
@@ -99,7 +99,7 @@ def test_a_foreign_non_empty_directory_is_refused(tmp_path, capsys):
 
 def test_an_unfinished_run_of_another_command_is_not_continued(tmp_path, capsys):
     run = tmp_path / "run"
-    runs.open_run_dir(run, runs.train_request("sagan", epochs=3, preset="tiny", batch_size=32))
+    rundir.open_run_dir(run, runs.train_request("sagan", epochs=3, preset="tiny", batch_size=32))
     assert main([*TINY_TRAIN, "--epochs", "5", "--out", str(run)]) == 2
     assert "epochs: 3 there, 5 now" in _error(capsys)
 
@@ -118,7 +118,7 @@ def _cli(*argv):
 
 
 def _wait_for_checkpoint(process, run, timeout=120):
-    state = run / runs.CHECKPOINT_DIR / "state.json"
+    state = run / rundir.CHECKPOINT_DIR / "state.json"
     deadline = time.time() + timeout
     while not state.is_file():
         assert process.poll() is None, process.communicate()
@@ -159,7 +159,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "Traceback" not in err and "interrupted" in err and f"--out {run}" in err
-    assert (run / runs.CHECKPOINT_DIR / "state.json").is_file()
+    assert (run / rundir.CHECKPOINT_DIR / "state.json").is_file()
 
 
 @pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("anoseg", {"weight_averaging": 0.9}),
@@ -256,31 +256,31 @@ def test_a_corrupt_model_file_is_named_as_such(tmp_path):
     broken = tmp_path / "model.keras"
     broken.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="not a .keras file"):
-        runs.load_run_model(broken)
+        loading.load_run_model(broken)
     with pytest.raises(FileNotFoundError):
-        runs.load_run_model(tmp_path / "absent.keras")
+        loading.load_run_model(tmp_path / "absent.keras")
 
 
 def test_a_plain_keras_model_is_refused_clearly(tmp_path):
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     plain.save(tmp_path / "plain.keras")
     with pytest.raises(ValueError, match="not an anomzoo model"):
-        runs.load_run_model(tmp_path / "plain.keras")
+        loading.load_run_model(tmp_path / "plain.keras")
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"provenance": 3}'])
 def test_a_damaged_metrics_file_does_not_stop_evaluate(tiny_run, tmp_path, content):
     run = tmp_path / "run"
     run.mkdir()
-    shutil.copy(tiny_run / runs.MODEL_FILE, run / runs.MODEL_FILE)
+    shutil.copy(tiny_run / loading.MODEL_FILE, run / loading.MODEL_FILE)
     (run / "metrics.json").write_text(content)
     with pytest.warns(UserWarning, match="metrics.json"):
-        model, facts = runs.load_run_model(run)
+        model, facts = loading.load_run_model(run)
     assert facts == {} and model.image_shape == (32, 32, 1)
 
 
 def test_without_validation_images_the_recorded_rule_says_what_was_done(tiny_run):
-    model, _ = runs.load_run_model(tiny_run)
+    model, _ = loading.load_run_model(tiny_run)
     data = load_dataset("digits", seed=0)
     empty = dataclasses.replace(data.validation, **{f.name: (getattr(data.validation, f.name)
                                                     if getattr(data.validation, f.name) is None
@@ -406,19 +406,19 @@ def test_one_live_process_per_run_directory(tmp_path):
     process has ended is stale and taken over."""
     run = tmp_path / "run"
     request = runs.train_request("sagan", preset="tiny", epochs=1)
-    assert runs.open_run_dir(run, request) is False
+    assert rundir.open_run_dir(run, request) is False
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (run / runs.LOCK_FILE).write_text(str(holder.pid))
-        assert runs.open_run_dir(run, request) is True  # the lock file alone does not make it foreign
-        with pytest.raises(runs.RunDirectoryError, match=f"in use by process {holder.pid}"):
+        (run / rundir.LOCK_FILE).write_text(str(holder.pid))
+        assert rundir.open_run_dir(run, request) is True  # the lock file alone does not make it foreign
+        with pytest.raises(rundir.RunDirectoryError, match=f"in use by process {holder.pid}"):
             runs.train_run("sagan", run, preset="tiny", epochs=1)
     finally:
         holder.kill()
         holder.wait()
-    with runs.run_lock(run):  # the holder has ended: its lock is stale
-        assert (run / runs.LOCK_FILE).read_text() == str(os.getpid())
-    assert not (run / runs.LOCK_FILE).exists()
+    with rundir.run_lock(run):  # the holder has ended: its lock is stale
+        assert (run / rundir.LOCK_FILE).read_text() == str(os.getpid())
+    assert not (run / rundir.LOCK_FILE).exists()
 
 
 def test_weak_fraction_is_refused_for_a_model_that_reads_no_labels(tmp_path):
@@ -484,7 +484,7 @@ def test_a_full_disk_at_the_final_save_is_one_line_and_the_run_then_finishes(tmp
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
-    assert not (run / runs.MODEL_FILE).exists() and (run / runs.CHECKPOINT_DIR / "state.json").is_file()
+    assert not (run / loading.MODEL_FILE).exists() and (run / rundir.CHECKPOINT_DIR / "state.json").is_file()
     monkeypatch.undo()
     assert main(argv) == 0
-    assert (run / runs.MODEL_FILE).is_file() and not (run / runs.LOCK_FILE).exists()
+    assert (run / loading.MODEL_FILE).is_file() and not (run / rundir.LOCK_FILE).exists()

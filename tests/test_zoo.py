@@ -88,7 +88,7 @@ def test_download_from_a_url_is_cached_and_verified(remote_entry):
     assert path.parent == zoo.cache_dir() / "weights" and zoo.sha256(path) == remote["weights"]["sha256"]
     (served / "weights.keras").unlink()  # the second call must not need the server
     assert zoo.fetch("remote") == path
-    assert isinstance(zoo.load("remote"), MODELS[remote["model"]])
+    assert isinstance(anomzoo.from_preset("remote"), MODELS[remote["model"]])
 
 
 def test_a_checksum_mismatch_is_refused_and_not_cached(remote_entry):
@@ -145,4 +145,4 @@ def test_safe_mode_refuses_a_lambda_in_a_zoo_file(monkeypatch, tmp_path):
     bad["weights"].update(location=str(tmp_path / "lambda.keras"), sha256=zoo.sha256(tmp_path / "lambda.keras"))
     monkeypatch.setitem(zoo.ENTRIES, "bad", bad)
     with pytest.raises(ValueError, match="safe_mode"):
-        zoo.load("bad")
+        anomzoo.from_preset("bad")

@@ -9,8 +9,10 @@ import dataclasses
 import json
 import pathlib
 
-from anomzoo import evaluation, runs
+from anomzoo import evaluation
 from anomzoo.data import load_dataset
+from anomzoo.models.loading import load_run_model, load_zoo_entry
+from anomzoo.rundir import read_run_record
 
 
 @dataclasses.dataclass
@@ -46,11 +48,11 @@ def open_trained(source, dataset=None, batch_size=64, **dataset_options):
         if zoo.is_entry(str(source)):
             return _zoo_entry(str(source), dataset, batch_size, dataset_options)
     source = pathlib.Path(source)
-    model, provenance = runs.load_run_model(source)
+    model, provenance = load_run_model(source)
     run_dir = source if source.is_dir() else source.parent
     size, channels = int(model.image_shape[0]), int(model.image_shape[-1])
     if dataset is None:
-        record = runs.read_run_record(run_dir)
+        record = read_run_record(run_dir)
         if record is None:
             raise ValueError(f"{source} has no run record (run.json) naming its data: pass the dataset its "
                              "thresholds should come from (--dataset)")
@@ -97,7 +99,7 @@ def _zoo_entry(name, dataset, batch_size, dataset_options):
     from anomzoo.data import DATASETS
 
     entry = zoo.info(name)
-    model, score_threshold, map_threshold = zoo.load(name, with_thresholds=True)
+    model, score_threshold, map_threshold = load_zoo_entry(name, with_thresholds=True)
     if dataset is None:
         if entry["dataset"] not in DATASETS:
             raise ValueError(f"zoo entry {name} was evaluated on the folder {entry['dataset']}: give its place "

@@ -166,7 +166,8 @@ class AnomalyModel(keras.Model):
                     raise ValueError(f"zoo entry {preset!r} is a trained model, not a configuration: it takes "
                                      f"no overrides ({sorted(overrides)}), and training from it (fine-tuning) is "
                                      f"not supported; configurations of {cls.__name__}: {sorted(cls.presets)}")
-                model = zoo.load(preset)
+                # this class being in use, anomzoo.models (every class Keras must know) is imported
+                model = keras.models.load_model(zoo.fetch(preset), safe_mode=True)
                 if not isinstance(model, cls):
                     raise ValueError(f"zoo entry {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
                 return model

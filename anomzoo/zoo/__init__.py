@@ -75,17 +75,3 @@ def fetch(name):
         raise ZooError(f"zoo entry {name!r}: {path} has sha256 {actual}, the entry records {expected}; "
                        "the file is damaged or not the one the entry was made from")
     return path
-
-
-def load(name, with_thresholds=False):
-    """The trained model of entry `name` (and its score and map thresholds when asked)."""
-    import keras
-
-    import anomzoo
-
-    anomzoo._register()
-    model = keras.models.load_model(fetch(name), safe_mode=True)
-    if with_thresholds:
-        entry = info(name)
-        return model, entry["score_threshold"], entry["map_threshold"]
-    return model

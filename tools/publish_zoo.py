@@ -1,4 +1,4 @@
-"""Add a trained run to the zoo: `python -m anomzoo.zoo.publish RUN_DIR NAME [--dataset ...]`.
+"""Add a trained run to the zoo: `python tools/publish_zoo.py RUN_DIR NAME [--dataset ...]`.
 
 The weights are stored without optimizer state, rounded to float16 precision (kept as float32, so
 every layer and export works unchanged) and deflated, which halves the file; the metrics recorded
@@ -14,9 +14,11 @@ import zipfile
 
 import numpy as np
 
-from anomzoo import evaluation, runs
+from anomzoo import evaluation
 from anomzoo.data import load_dataset
 from anomzoo.files import atomic_path, write_json
+from anomzoo.models.loading import load_run_model
+from anomzoo.rundir import read_run_record
 from anomzoo.zoo import HERE, sha256
 
 HEADLINE = ("image_auroc", "pixel_auroc", "pro", "iou", "detection_accuracy", "score_threshold", "map_threshold")
@@ -46,8 +48,8 @@ def save_deflated(model, path):
 
 def publish(run_dir, name, dataset=None, note=None, **dataset_options):
     run_dir = pathlib.Path(run_dir)
-    model, trained = runs.load_run_model(run_dir)
-    record = runs.read_run_record(run_dir)
+    model, trained = load_run_model(run_dir)
+    record = read_run_record(run_dir)
     if dataset is None:
         if record is None:
             raise ValueError(f"{run_dir} has no run.json: give --dataset")
@@ -87,7 +89,7 @@ def publish(run_dir, name, dataset=None, note=None, **dataset_options):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m anomzoo.zoo.publish", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tools/publish_zoo.py", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("name")
     parser.add_argument("--dataset", help="the data the run used, when its directory has no run.json")

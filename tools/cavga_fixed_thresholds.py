@@ -5,7 +5,7 @@ accuracy (the mean of normal and anomalous accuracy). The zoo's thresholds come 
 validation data; this reads the same run's model and dataset (as `run.json` records them) and reports
 both numbers at 0.5. No test data chooses anything here: 0.5 is fixed in advance.
 
-    python -m anomzoo.models.cavga.fixed_thresholds RUN_DIR [RUN_DIR ...] [--out results.json]
+    python tools/cavga_fixed_thresholds.py RUN_DIR [RUN_DIR ...] [--out results.json]
 """
 
 import argparse
@@ -16,13 +16,13 @@ import numpy as np
 
 
 def fixed_threshold_metrics(run_dir, batch_size=32):
-    from anomzoo import runs
+    from anomzoo.models.loading import load_run_model
     from anomzoo.data import load_dataset
 
     run_dir = pathlib.Path(run_dir)
     request = json.loads((run_dir / "run.json").read_text())["request"]
     data = load_dataset(request["dataset"], seed=request["seed"], **request["dataset_options"])
-    model, _ = runs.load_run_model(run_dir)
+    model, _ = load_run_model(run_dir)
     outputs = model.predict(data.test.images, batch_size=batch_size, verbose=0)
     labels, scores = data.test.labels, np.asarray(outputs["score"])
     flagged = scores >= 0.5
