@@ -20,17 +20,15 @@ are quoted in the AnoSeg README.
 import argparse
 import contextlib
 import pathlib
-import sys
 import time
 
 import keras
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import speed  # noqa: E402  (plain_layers: the networks built with Keras' own layers)
 from baselines import TIRE  # noqa: E402
 
 from anomzoo.data import load_dataset  # noqa: E402
+from anomzoo.layers import nn  # noqa: E402
 from anomzoo.metrics import pixel_auroc  # noqa: E402
 from anomzoo.models.anoseg import AnoSeg  # noqa: E402
 from anomzoo.validation import synthetic_validation_set  # noqa: E402
@@ -53,7 +51,7 @@ def batchnorm_check(steps, layers):
     data = load_dataset(str(TIRE), image_size=64)
     validation = synthetic_validation_set(data.train.images[:32], seed=0)
     train = data.train.images[32:].astype(np.float32) / 255.0
-    with speed.plain_layers() if layers == "plain" else contextlib.nullcontext():
+    with nn.keras_layers() if layers == "plain" else contextlib.nullcontext():
         model = AnoSeg.from_preset("lite", image_shape=(64, 64, 3))
     model.compile()
     model.set_stage(0)

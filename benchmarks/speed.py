@@ -7,9 +7,8 @@ measured in the same run.
 
 Contenders are timed in alternating rounds in one process (A, B, A, B, ...), after warm-up, and
 the median round is reported, so that a slower moment of the machine hits both. "plain" builds
-the networks with Keras' own DepthwiseConv2D / Conv2D / Conv2DTranspose / BatchNormalization (the
-layers before `anomzoo.layers.fast` and `anomzoo.layers.small_map`) and trains them with Keras'
-own Adam, "fast" with the drop-in layers and the fused Adam (`anomzoo.optimizers.FusedAdam`) the
+the networks with Keras' own layers (`anomzoo.layers.nn.keras_layers`, the one switch between the
+zoo's CPU versions and Keras') and trains them with Keras' own Adam, "fast" with the CPU versions and the fused Adam (`anomzoo.optimizers.FusedAdam`) the
 zoo uses now (same variables, same function), "xla" the fast layers with the train step compiled
 by XLA (`compile(jit_compile=True)`), "bf16" the fast layers with the model option
 precision="bfloat16" (mixed precision). FLOPs are TensorFlow's registered op statistics over the
@@ -38,17 +37,13 @@ import tensorflow as tf  # noqa: E402
 from anomzoo import provenance  # noqa: E402
 from anomzoo.data import make_pipeline, steps_per_epoch  # noqa: E402
 from anomzoo.files import write_json, write_text  # noqa: E402
-from anomzoo.layers import cbam, dcgan, drop_in, fast, resnet, small_map  # noqa: E402
-from anomzoo.models import build_model  # noqa: E402
-from anomzoo.models.anoseg import networks as anoseg_networks  # noqa: E402
-from anomzoo.models.attention_adgan import networks as attention_networks  # noqa: E402
-from anomzoo.models.cavga import networks as cavga_networks  # noqa: E402
-from anomzoo.models.skip_attention_gan import generator  # noqa: E402
+from anomzoo.layers import nn  # noqa: E402
+from anomzoo.models import MODELS, build_model, canonical_name  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # name: (model, preset, image size, channels, batch, images in the fit epoch)
-CASES = {
+MEASURED_CASES = {
     "sagan-32": ("sagan", "paper", 32, 3, 64, 320),
     "sagan-256": ("sagan", "paper", 256, 3, 4, 16),
     "anoseg-lite-64": ("anoseg", "lite", 64, 3, 16, 64),
@@ -62,39 +57,19 @@ CASES = {
 # speed their epoch-weighted mix (`whole_runs`).
 CASE_STAGES = {"anoseg-lite-detector-64": "detector", "attention_adgan-adgan-32": "adgan"}
 # Options on top of a case's preset. CAVGA's paper preset takes keras-hub's ResNet-18 (built with the
-# zoo's drop-in layers, `anomzoo.layers.drop_in`); "resnet18" is the zoo's ResNet-18 of the same layout.
+# zoo's layers, `nn.keras_names_build_these`); "resnet18" is the zoo's ResNet-18 of the same layout.
 CASE_OPTIONS = {"cavga-resnet18-64": {"encoder": "resnet18"}}
 
 
-def _plain_pointwise(filters, depth_multiplier=2, **kwargs):
-    return keras.layers.Conv2D(filters, 1, **kwargs)
+def registry_cases():
+    """A 32 px case (first stage, first preset) for every registered model the cases above do not
+    name: a new model is measured without an edit here."""
+    named = {canonical_name(case[0]) for case in MEASURED_CASES.values()}
+    return {f"{name}-32": (name, next(iter(cls.presets)), 32, 3, 16, 64)
+            for name, cls in MODELS.items() if name not in named}
 
 
-# The zoo's drop-in layers (and the helper that has keras-hub build them), each with what the code
-# before them used; and the modules that build the zoo's networks from them.
-PLAIN_VERSIONS = [(fast.FusedBatchNormalization, keras.layers.BatchNormalization),
-                  (fast.MultiplierMajorDepthwiseConv2D, keras.layers.DepthwiseConv2D),
-                  (fast.PermutedPointwiseConv2D, _plain_pointwise),
-                  (small_map.PatchGradientConv2D, keras.layers.Conv2D),
-                  (small_map.PatchGradientConv2DTranspose, keras.layers.Conv2DTranspose),
-                  (drop_in.building_zoo_layers_for_keras_names, contextlib.nullcontext)]
-NETWORK_MODULES = (generator, cbam, dcgan, resnet, anoseg_networks, attention_networks, cavga_networks)
-
-
-@contextlib.contextmanager
-def plain_layers():
-    """Build networks with Keras' own layers, as before `anomzoo.layers.fast`: every name a network
-    module holds for one of the zoo's drop-in layers points to Keras' layer while this is open."""
-    swaps = [(module, name, plain) for module in NETWORK_MODULES for name, value in vars(module).items()
-             for zoo, plain in PLAIN_VERSIONS if value is zoo]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
-    for module, name, replacement in swaps:
-        setattr(module, name, replacement)
-    try:
-        yield
-    finally:
-        for module, name, original in saved:
-            setattr(module, name, original)
+CASES = {**MEASURED_CASES, **registry_cases()}
 
 
 def matmul_peak(multiply, seconds=4.0, n=4096):
@@ -157,7 +132,7 @@ class Contender:
     def __init__(self, case, variant):
         model_name, preset, size, channels, batch, fit_images = CASES[case]
         keras.utils.set_random_seed(0)
-        with plain_layers() if variant == "plain" else contextlib.nullcontext():
+        with nn.keras_layers() if variant == "plain" else contextlib.nullcontext():
             precision = "bfloat16" if variant == "bf16" else "float32"
             self.model = build_model(model_name, preset, image_shape=(size, size, channels), precision=precision,
                                      **CASE_OPTIONS.get(case, {}))

@@ -5,10 +5,10 @@ Used by SAGAN in every encoder level of its U-Net generator.
 """
 
 import keras
-from keras import layers, ops
+from keras import ops
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
+from anomzoo.layers import nn as layers
 
 
 @keras.saving.register_keras_serializable(package="anomzoo")
@@ -38,9 +38,9 @@ class CBAM(layers.Layer):
         self.mlp_out = layers.Dense(channels, use_bias=self.mlp_bias, name="mlp_out")
         self.mlp_hidden.build((None, channels))
         self.mlp_out.build((None, hidden))
-        self.spatial_conv = layers.Conv2D(1, self.kernel_size, padding="same", use_bias=False, name="spatial_conv")
+        self.spatial_conv = keras.layers.Conv2D(1, self.kernel_size, padding="same", use_bias=False, name="spatial_conv")
         self.spatial_conv.build((None, None, None, 2))
-        self.spatial_norm = FusedBatchNormalization(momentum=BN_MOMENTUM, name="spatial_norm")
+        self.spatial_norm = layers.BatchNormalization(momentum=BN_MOMENTUM, name="spatial_norm")
         self.spatial_norm.build((None, None, None, 1))
 
     def call(self, x, training=None):

@@ -9,11 +9,9 @@ this has 1,069,700 weights, the discriminator share of SAGAN's Table 1.
 import math
 
 import keras
-from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import PatchGradientConv2D
+from anomzoo.layers import nn as layers
 
 
 def check_image_shape(image_shape, owner="the DCGAN discriminator"):
@@ -35,18 +33,18 @@ def dcgan_discriminator(image_shape, base_filters=64, latent_dim=100, name="disc
     check_image_shape(image_shape)
     size = image_shape[0]
     inputs = keras.Input(image_shape, name="image")
-    x = PatchGradientConv2D(base_filters, 4, strides=2, padding="same", use_bias=False, name="conv_0")(inputs)
+    x = layers.Conv2D(base_filters, 4, strides=2, padding="same", use_bias=False, name="conv_0")(inputs)
     x = layers.LeakyReLU(0.2)(x)
     filters, size, level = base_filters, size // 2, 1
     while size > 4:
         filters *= 2
-        x = PatchGradientConv2D(filters, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
-        x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
         x = layers.LeakyReLU(0.2)(x)
         size, level = size // 2, level + 1
-    features = PatchGradientConv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)
+    features = layers.Conv2D(latent_dim, 4, padding="valid", use_bias=False, name="to_latent")(x)
     logits = layers.Reshape((), name="logits")(
-        PatchGradientConv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
+        layers.Conv2D(1, 3, padding="same", use_bias=False, name="classifier")(features)
     )
     probability = layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
     return keras.Model(inputs, {"features": features, "logits": logits, "probability": probability}, name=name)

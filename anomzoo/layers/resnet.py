@@ -10,16 +10,14 @@ torchvision's resnet18 without its classifier. Output stride 32: 8x8x512 at 256 
 """
 
 import keras
-from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import PatchGradientConv2D
+from anomzoo.layers import nn as layers
 
 
 def _conv_bn(x, filters, kernel, stride, name, relu=True):
-    x = PatchGradientConv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_bn")(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

@@ -14,11 +14,9 @@ second to last layer) and its 1x1 output stay.
 import math
 
 import keras
-from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers import nn as layers
 from anomzoo.layers.coords import CoordinateChannels
 from anomzoo.layers.resnet import resnet18_encoder
 
@@ -47,11 +45,11 @@ def check_image_shape(image_shape, encoder_stride=32):
 
 def _conv_bn_relu(x, filters, name, transposed=False):
     if transposed:
-        x = PatchGradientConv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                          name=f"{name}_convtr")(x)
     else:
-        x = PatchGradientConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -66,7 +64,7 @@ def decoder(features, out_channels, filters, name, upsamplings=5):
     for level in range(first, 5):
         x = _conv_bn_relu(x, filters[level], f"{name}_up{level + 1}", transposed=True)
         x = _conv_bn_relu(x, filters[level + 1], f"{name}_{level + 2}")
-    return PatchGradientConv2D(out_channels, 3, padding="same", activation="sigmoid", name=f"{name}_out")(x)
+    return layers.Conv2D(out_channels, 3, padding="same", activation="sigmoid", name=f"{name}_out")(x)
 
 
 def _encoder_input(inputs, coordinates):
@@ -116,11 +114,11 @@ def discriminator(input_shape, filters=DISCRIMINATOR_FILTERS, name="discriminato
     inputs = keras.Input(input_shape, name="pair")
     x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs)
     for level, width in enumerate(widths):
-        x = PatchGradientConv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level + 1}")(x)
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level + 1}")(x)
         if level:
-            x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level + 1}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{level + 1}")(x)
     features = layers.Flatten(name="features")(x)
-    logits = PatchGradientConv2D(1, 4, strides=2, padding="same", name=f"conv_{len(widths) + 1}")(x)
+    logits = layers.Conv2D(1, 4, strides=2, padding="same", name=f"conv_{len(widths) + 1}")(x)
     return keras.Model(inputs, {"features": features, "logits": layers.Reshape((), name="logits")(logits)},
                        name=name)

@@ -17,11 +17,9 @@ the image score.
 import math
 
 import keras
-from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers import nn as layers
 
 #: Sec. 4.1 gives four transposed convolutions; how they share the encoder's stride is not given.
 UPSAMPLINGS = 4
@@ -44,15 +42,15 @@ def upsampling_strides(stride, count=UPSAMPLINGS):
 def _convtr_bn_relu(x, filters, stride, name):
     # Kernel 4 at stride <= 2 (DCGAN's); at stride 4 the kernel equals the stride (no overlap, no checkerboard).
     kernel = max(4, stride)
-    x = PatchGradientConv2DTranspose(filters, kernel, strides=stride, padding="same", use_bias=False,
+    x = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same", use_bias=False,
                                      name=f"{name}_convtr")(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def _conv_bn_relu(x, filters, name, kernel=3):
-    x = PatchGradientConv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -60,7 +58,7 @@ def _path(x, filters, out_channels, name):
     """Three convolutions: two 3x3 conv-BN-ReLU of `filters`, then a 3x3 conv to `out_channels`, sigmoid."""
     for index, width in enumerate(filters):
         x = _conv_bn_relu(x, width, f"{name}_{index}")
-    x = PatchGradientConv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
+    x = layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
     return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x)
 
 
@@ -101,6 +99,6 @@ def feature_decoder(latent_shape, out_channels, filters, strides, name="adgan_de
     for level, (width, stride) in enumerate(zip(filters, strides[:-1])):
         x = _convtr_bn_relu(x, width, stride, f"up_{level}")
     stride = strides[-1]
-    x = PatchGradientConv2DTranspose(out_channels, max(4, stride), strides=stride, padding="same",
+    x = layers.Conv2DTranspose(out_channels, max(4, stride), strides=stride, padding="same",
                                      name="to_features")(x)
     return keras.Model(inputs, layers.ReLU(name="features_relu")(x), name=name)

@@ -14,12 +14,9 @@
 import math
 
 import keras
-from keras import layers
 
 from anomzoo.layers import BN_MOMENTUM
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.drop_in import building_zoo_layers_for_keras_names
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers import nn as layers
 from anomzoo.layers.resnet import resnet18_encoder
 
 ENCODERS = ("resnet18_hub", "resnet18", "dcgan")
@@ -41,7 +38,7 @@ def hub_resnet18(image_shape, backbone_preset=None):
                           "encoder='resnet18' (the zoo's own ResNet-18)") from error
     # keras-hub builds Keras' Conv2D and BatchNormalization by name: have it build the zoo's (the
     # same layers, with the faster kernel gradient on ResNet's last small maps and the fused BatchNorm).
-    with building_zoo_layers_for_keras_names():
+    with layers.keras_names_build_these():
         if backbone_preset:
             return keras_hub.models.ResNetBackbone.from_preset(backbone_preset, image_shape=tuple(image_shape))
         return keras_hub.models.ResNetBackbone(**HUB_RESNET18, image_shape=tuple(image_shape))
@@ -51,9 +48,9 @@ def _dcgan_encoder(image_shape, filters, name):
     inputs = keras.Input(image_shape, name="image")
     x = inputs
     for level, width in enumerate(filters):
-        x = PatchGradientConv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv_{level}")(x)
         if level > 0:
-            x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn_{level}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{level}")(x)
     return keras.Model(inputs, x, name=name)
 
@@ -81,7 +78,7 @@ def latent(feature_shape, channels, flat_dim=None, name="latent"):
         flat = layers.Flatten(name="flatten")(inputs)
         mu, log_var = (layers.Dense(flat_dim, name=n)(flat) for n in ("mu", "log_var"))
     else:
-        mu, log_var = (PatchGradientConv2D(channels, 1, name=n)(inputs) for n in ("mu", "log_var"))
+        mu, log_var = (layers.Conv2D(channels, 1, name=n)(inputs) for n in ("mu", "log_var"))
     return keras.Model(inputs, {"mu": mu, "log_var": log_var}, name=name)
 
 
@@ -94,16 +91,16 @@ def decoder(latent_shape, image_shape, filters, residual, flat_shape=None, name=
         x = layers.Dense(math.prod(flat_shape), name="from_flat")(x)
         x = layers.Reshape(flat_shape, name="unflatten")(layers.ReLU(name="from_flat_relu")(x))
     for level, width in enumerate(filters):
-        up = PatchGradientConv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, name=f"up_{level}")(x)
+        up = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, name=f"up_{level}")(x)
         x = layers.ReLU(name=f"up_relu_{level}")(
-            FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"up_bn_{level}")(up))
+            layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"up_bn_{level}")(up))
         if residual:
-            y = PatchGradientConv2D(width, 3, padding="same", use_bias=False, name=f"conv_{level}")(x)
+            y = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv_{level}")(x)
             y = layers.ReLU(name=f"conv_relu_{level}")(
-                FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"conv_bn_{level}")(y))
+                layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv_bn_{level}")(y))
             # Table 9: "output layer 1 + output layer 6", i.e. the ConvTr's output (before its BN) plus the block's.
             x = layers.Add(name=f"skip_{level}")([up, y])
-    x = PatchGradientConv2DTranspose(image_shape[-1], 4, strides=2, padding="same", name="to_image")(x)
+    x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", name="to_image")(x)
     return keras.Model(inputs, layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x), name=name)
 
 

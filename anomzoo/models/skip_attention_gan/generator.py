@@ -6,8 +6,8 @@ Table 1 exactly (5,181,089 / 18,498,481, see `param_count.py`): the SmaAt-UNet l
 
 - A "DSC" is a 3x3 depthwise conv with depth multiplier 2 and a 1x1 pointwise conv, both with
   biases, then BatchNorm and ReLU; `separable=False` makes it a plain 3x3 conv (with bias). The
-  layers are `anomzoo.layers.fast`'s: the same variables and function as Keras' DepthwiseConv2D,
-  Conv2D and BatchNormalization, computed faster on the CPU.
+  layers come from `anomzoo.layers.nn`: by default CPU versions with the same variables and
+  function as Keras' DepthwiseConv2D, Conv2D and BatchNormalization.
 - Encoder level i (i = 0..depth): two DSCs to `base_filters * 2**i` channels (the deepest level
   keeps the previous width, as a bilinear U-Net does), CBAM; the CBAM output is the skip and,
   as the paper's text says, what max pooling passes down.
@@ -18,22 +18,21 @@ Table 1 exactly (5,181,089 / 18,498,481, see `param_count.py`): the SmaAt-UNet l
 """
 
 import keras
-from keras import layers
 
 
 from anomzoo.layers import BN_MOMENTUM
+from anomzoo.layers import nn as layers
 from anomzoo.layers.cbam import CBAM
-from anomzoo.layers.fast import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
 
 
 def conv_unit(x, filters, separable, name):
     """One "DSC" (or plain conv) + BatchNorm + ReLU."""
     if separable:
-        x = MultiplierMajorDepthwiseConv2D(3, padding="same", depth_multiplier=2, name=f"{name}_depthwise")(x)
-        x = PermutedPointwiseConv2D(filters, depth_multiplier=2, name=f"{name}_pointwise")(x)
+        x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name=f"{name}_depthwise")(x)
+        x = layers.PointwiseConv2D(filters, depth_multiplier=2, name=f"{name}_pointwise")(x)
     else:
-        x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -71,5 +70,5 @@ def skip_attention_generator(
         x = layers.Concatenate(name=f"dec{level}_concat")([skips[level], x])
         x = conv_unit(x, widths[level], separable, f"dec{level}_a")
         x = conv_unit(x, max(widths[level] // 2, base_filters), separable, f"dec{level}_b")
-    outputs = layers.Conv2D(output_channels or channels, 1, activation="tanh", name="to_image")(x)
+    outputs = keras.layers.Conv2D(output_channels or channels, 1, activation="tanh", name="to_image")(x)
     return keras.Model(inputs, outputs, name=name)
