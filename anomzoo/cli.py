@@ -62,6 +62,14 @@ def _add_dataset_options(parser, default_dataset):
     group.add_argument("--normal-class", type=_class, help="one-class protocol: this class is normal")
     group.add_argument("--anomalous-class", type=_class,
                        help="leave-one-class-out protocol: this class is anomalous, the rest normal")
+    add_data_options(parser)
+    parser.add_argument("--seed", type=_non_negative_int, default=0)
+    parser.add_argument("--out", help="where to write: the run directory (default: runs/<model>-<dataset>-<time>), "
+                                      "or the export folder (default: exports/<run name>)")
+
+
+def add_data_options(parser):
+    """How the images are read and batched (`benchmarks/run.py` takes these too)."""
     parser.add_argument("--image-size", type=_positive_int, help="square side to resize to (default: 32, MVTec 256)")
     parser.add_argument("--data-dir", help="where local MNIST / Fashion-MNIST / CIFAR-10 copies live "
                                            "(default: $ANOMZOO_DATA_DIR; else keras.datasets, online)")
@@ -72,9 +80,6 @@ def _add_dataset_options(parser, default_dataset):
     # 16, not the paper's 64: on datasets of a few hundred images (digits, an MVTec category) a
     # batch of 64 leaves too few steps for BatchNorm's running statistics to settle.
     parser.add_argument("--batch-size", type=_positive_int, default=16)
-    parser.add_argument("--seed", type=_non_negative_int, default=0)
-    parser.add_argument("--out", help="where to write: the run directory (default: runs/<model>-<dataset>-<time>), "
-                                      "or the export folder (default: exports/<run name>)")
 
 
 def _dataset_options(args):
@@ -92,14 +97,14 @@ def _image_side(args):
     return args.image_size or (32 if str(args.dataset).lower() in DATASETS else 256)
 
 
-def _train_configuration(args):
-    """{"preset", "epochs", "selection"}: each as given, else as the model recommends for the image
-    size (`AnomalyModel.recommended`)."""
+def training_configuration(args, image_side):
+    """{"preset", "epochs", "selection"}: each as given, else as the model recommends for images of
+    `image_side` (`AnomalyModel.recommended`)."""
     from anomzoo.models import MODELS, canonical_name
 
     if args.epochs and args.stage_epochs:
         raise ValueError("give --epochs (split over the stages) or --stage-epochs (one count a stage), not both")
-    recommended = MODELS[canonical_name(args.model)].recommended(_image_side(args))
+    recommended = MODELS[canonical_name(args.model)].recommended(image_side)
     return {"preset": args.preset or recommended["preset"],
             "epochs": args.stage_epochs or args.epochs or recommended["epochs"],
             "selection": args.selection or recommended["selection"]}
@@ -131,35 +136,41 @@ def _recommendations_text():
     return "\n".join(lines)
 
 
-def build_parser():
+def add_training_options(parser):
+    """How a model is trained: configuration, epochs, selection, precision (`benchmarks/run.py` takes
+    these too, with the same defaults)."""
     from anomzoo.validation import RULES
 
+    parser.add_argument("--preset", help="a configuration of the model (`anomzoo models` lists them); default: "
+                                         "the one recommended for the model and image size (below)")
+    parser.add_argument("--epochs", type=_positive_int,
+                        help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
+                             "segmentation, 1/3 detector) unless --stage-epochs is given (default: recommended)")
+    parser.add_argument("--stage-epochs", type=_positive_int, nargs="+", metavar="N",
+                        help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
+    parser.add_argument("--selection", choices=sorted(RULES),
+                        help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
+                             "on held-out normal images + synthetic anomalies (val_syn_*), or + the real anomalies "
+                             "of --labelled-validation (val_real_*); never the test set; default: recommended")
+    parser.add_argument("--weak-fraction", type=float, metavar="F",
+                        help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
+                             "anomalous test images (the paper: 0.02) moves into training with its label")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                        help="bfloat16: mixed precision (float32 weights); on CPUs with AMX / AVX-512 BF16 1.3-2.0x as "
+                             "fast as float32 training (measured for every model: benchmarks/README.md); no faster "
+                             "elsewhere; results close to, not equal to, float32 ones")
+
+
+def build_parser():
     parser = argparse.ArgumentParser(prog="anomzoo", description="Visual anomaly detection model zoo (Keras 3).")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model and report its test metrics",
                                 epilog=_recommendations_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", help="registry name, e.g. skip_attention_gan (alias sagan)")
-    train.add_argument("--preset", help="a configuration of the model (`anomzoo models` lists them); default: "
-                                        "the one recommended for the model and image size (below)")
-    train.add_argument("--epochs", type=_positive_int,
-                       help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
-                            "segmentation, 1/3 detector) unless --stage-epochs is given (default: recommended)")
-    train.add_argument("--stage-epochs", type=_positive_int, nargs="+", metavar="N",
-                       help="epochs of each stage, in order (e.g. AnoSeg: --stage-epochs 20 10)")
-    train.add_argument("--selection", choices=sorted(RULES),
-                       help="which epoch's weights to keep: 'last', or the best epoch of each stage by a metric "
-                            "on held-out normal images + synthetic anomalies (val_syn_*), or + the real anomalies "
-                            "of --labelled-validation (val_real_*); never the test set; default: recommended")
+    add_training_options(train)
     train.add_argument("--resume", action="store_true",
                        help="continue the newest unfinished run of this same command under runs/ (with --out, "
                             "the same command continues that directory's run anyway)")
-    train.add_argument("--weak-fraction", type=float, metavar="F",
-                       help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
-                            "anomalous test images (the paper: 0.02) moves into training with its label")
-    train.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
-                       help="bfloat16: mixed precision (float32 weights); on CPUs with AMX / AVX-512 BF16 1.3-2.0x as "
-                            "fast as float32 training (measured for every model: benchmarks/README.md); no faster "
-                            "elsewhere; results close to, not equal to, float32 ones")
     _add_dataset_options(train, "digits")
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model (run directory, .keras file or "
                                                     "zoo entry)")
@@ -294,7 +305,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     out_dir = None
     from anomzoo.data import DatasetError
-    from anomzoo.zoo import ZooError
 
     try:
         if args.command == "zoo":  # answered from the entries alone, without loading TensorFlow
@@ -319,7 +329,7 @@ def main(argv=None):
         default_out = f"runs/{getattr(args, 'model', 'evaluate')}-{label}-{stamp}"
         out_dir = pathlib.Path(args.out or default_out)
         if args.command == "train":
-            options = dict(dataset=args.dataset, **_train_configuration(args), batch_size=args.batch_size,
+            options = dict(dataset=args.dataset, **training_configuration(args, _image_side(args)), batch_size=args.batch_size,
                            seed=args.seed, **_dataset_options(args))
             if args.precision != "float32":  # float32 runs keep the request they always had (resume)
                 from anomzoo.models import precision

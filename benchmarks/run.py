@@ -10,7 +10,8 @@ Each run's metrics (with provenance: model, preset, data, epochs per stage, seed
 and selected epochs, threshold rule, commit, machine, wall time) are written to
 results/<model>_<benchmark>.json as soon as it finishes, and results/<model>_<benchmark>.md is
 redrawn from that JSON, so an interrupted benchmark keeps what it measured. Data comes from
-../shared/data (or --data-dir).
+../shared/data (or --data-dir). The training options and their defaults are `anomzoo train`'s
+(`anomzoo train --help`): with no --preset, --epochs or --selection, the recommended configuration.
 """
 
 import argparse
@@ -27,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from anomzoo import provenance, rundir, runs
+from anomzoo import cli, provenance, rundir, runs
 from anomzoo.data import load_dataset
 from anomzoo.data.pipeline import make_pipeline
 from anomzoo.floors import floor_metrics
@@ -257,7 +258,8 @@ def command_for_run(command, target, seed):
 def quality(model, benchmark, args, command):
     dataset, protocol_key, default_targets, default_size = BENCHMARKS[benchmark]
     size = args.image_size or default_size
-    epochs = args.stage_epochs or args.epochs
+    configuration = cli.training_configuration(args, size)
+    preset, epochs, selection = configuration["preset"], configuration["epochs"], configuration["selection"]
     for target in args.targets or default_targets:
         for seed in args.seeds:
             options = {"image_size": size}
@@ -275,13 +277,13 @@ def quality(model, benchmark, args, command):
             variant = options_suffix(args.model_options)
             variant += f"+weak={args.weak_fraction}" if args.weak_fraction else ""
             variant += f"+labelled={args.labelled_validation}" if args.labelled_validation else ""
-            key = f"{target}@{size}px/{args.preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{args.selection}/seed{seed}"
+            key = f"{target}@{size}px/{preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
             if (rundir.read_run_record(out) or {}).get("status") == "finished":
                 shutil.rmtree(out)  # a re-run replaces the entry; an unfinished run (killed) is continued instead
-            metrics = runs.train_run(model, out, dataset=data, preset=args.preset, epochs=epochs,
-                                     batch_size=args.batch_size, seed=seed, selection=args.selection,
+            metrics = runs.train_run(model, out, dataset=data, preset=preset, epochs=epochs,
+                                     batch_size=args.batch_size, seed=seed, selection=selection,
                                      model_options=args.model_options, verbose=2,
                                      **options)
             print({k: v for k, v in metrics.items() if k not in ("provenance", "iou_curve")}, flush=True)
@@ -331,32 +333,29 @@ def _option_value(text):
         return text
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="registry name or alias (e.g. anoseg, sagan)")
     parser.add_argument("benchmark", choices=[*BENCHMARKS, "throughput"])
     parser.add_argument("--targets", nargs="+", help="classes / categories (default: all of the benchmark's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=15, help="epochs in all (split over a model's stages)")
-    parser.add_argument("--stage-epochs", type=int, nargs="+", help="epochs of each stage, in order")
-    parser.add_argument("--selection", default="last", choices=sorted(RULES))
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--weak-fraction", type=float, help="weakly supervised: this seeded fraction of the "
-                        "anomalous test images moves into training (CAVGA_w: 0.02)")
-    parser.add_argument("--labelled-validation", type=float, metavar="F",
-                        help="this fraction of each test defect type moves into a labelled validation split (for "
-                             "the val_real_* selection rules); every model and seed is tested on the same rest")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--preset", default="paper")
+    cli.add_training_options(parser)  # as `anomzoo train` takes them, with its defaults
+    cli.add_data_options(parser)
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="model options on top of the preset, e.g. balanced_segmentation=true (repeatable)")
     parser.add_argument("--presets", nargs="+", default=["paper"], help="throughput: presets to time")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="throughput: image sizes")
     parser.add_argument("--steps", type=int, default=3, help="throughput: timed steps per stage")
-    parser.add_argument("--data-dir", default=os.environ.get("ANOMZOO_DATA_DIR", str(DEFAULT_DATA)))
     parser.add_argument("--runs-dir", default=str(HERE.parent / "runs" / "benchmarks"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.data_dir = args.data_dir or os.environ.get("ANOMZOO_DATA_DIR") or str(DEFAULT_DATA)
     args.model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if args.precision != "float32":  # the same key as --set precision=bfloat16
+        args.model_options.setdefault("precision", args.precision)
     model = canonical_name(args.model)
     provenance.commit()  # pin the commit of the code this process runs, before any later edit
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

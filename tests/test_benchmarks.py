@@ -17,3 +17,16 @@ def test_baselines_score_the_tire_without_learning(tire_root, tmp_path):
         assert all(0.0 <= row[k] <= 1.0 for k in ("pixel_auroc", "pro", "iou_best", "image_auroc_map_max"))
     assert rows["distance to the mean normal"]["pixel_auroc"] > 0.8
     assert "| distance to the mean normal | 32 | 112 |" in (tmp_path / "tire_baselines.md").read_text()
+
+
+def test_the_benchmark_runner_takes_anomzoo_trains_options_and_defaults():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import run
+
+    from anomzoo.cli import build_parser, training_configuration
+
+    bench = run.build_parser().parse_args(["cavga", "mnist", "--precision", "bfloat16"])
+    train = build_parser().parse_args(["train", "cavga", "--precision", "bfloat16"])
+    for option in ("preset", "epochs", "stage_epochs", "selection", "batch_size", "precision", "image_size"):
+        assert getattr(bench, option) == getattr(train, option), option
+    assert training_configuration(bench, 32) == {"preset": "paper_d", "epochs": 15, "selection": "last"}

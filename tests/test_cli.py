@@ -173,10 +173,11 @@ def test_evaluate_takes_a_zoo_entry_as_predict_does(tmp_path, capsys):
 
 
 def test_train_with_no_configuration_uses_the_recommended_one_for_the_model_and_size():
-    from anomzoo.cli import _train_configuration, build_parser
+    from anomzoo.cli import _image_side, build_parser, training_configuration
 
     def configuration(*argv):
-        return _train_configuration(build_parser().parse_args(["train", *argv]))
+        args = build_parser().parse_args(["train", *argv])
+        return training_configuration(args, _image_side(args))
 
     assert configuration("cavga") == {"preset": "paper_d", "epochs": 15, "selection": "last"}  # digits: 32 px
     assert configuration("cavga", "--image-size", "128")["preset"] == "paper"

@@ -27,6 +27,7 @@ other term under its own name. Everything here except the gradient tape is backe
 
 import contextlib
 import dataclasses
+import inspect
 
 import keras
 import numpy as np
@@ -96,12 +97,26 @@ def as_batch(data):
     return {"image": data}
 
 
+def _as_declared(value, default):
+    """`value` as its option stores it: sequences as tuples, numbers of a float option as floats."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        kinds = default if isinstance(default, tuple) and len(default) == len(value) else (None,) * len(value)
+        return tuple(_as_declared(v, d) for v, d in zip(value, kinds))
+    if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 class AnomalyModel(keras.Model):
     """Base class: declared stages and players, their optimizers, `model.fit`-ready.
 
-    Subclasses pass their constructor arguments to `super().__init__(config=...)` so that
-    `get_config` / `from_config` and `.keras` files work without further code, and set
-    `presets` to {name: {"config": {...}, "metadata": {...}}} for `from_preset`.
+    A model declares its options once, as its constructor's keyword arguments, checks the ones
+    that need more than `check_numbers`, and passes `config=self.options(locals())` to
+    `super().__init__`: every option is then an attribute, `get_config` / `from_config` and `.keras`
+    files work without further code. `presets` maps {name: {"config": {...}, "metadata": {...}}}
+    for `from_preset`.
     """
 
     stages: tuple = ()
@@ -117,10 +132,23 @@ class AnomalyModel(keras.Model):
         self.precision = precision_option.check(precision)
         check_numbers(config or {}, type(self).__name__)
         self._model_config = {**dict(config or {}), "precision": precision}
+        for key, value in (config or {}).items():
+            setattr(self, key, value)
         # The stage being trained; a variable, so that a saved model remembers which stages are done.
         self._stage_variable = keras.Variable(0, dtype="int32", trainable=False, name="stage")
         self._stage_index = 0
         self._set_trackers({})
+
+    @classmethod
+    def options(cls, arguments):
+        """The constructor's options from `arguments` (its `locals()`, after its own checks): lists
+        become tuples and a number takes the kind of its default (1 for a float option is 1.0), so a
+        configuration read back from JSON builds the same model."""
+        options = {}
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+                options[name] = _as_declared(arguments[name], parameter.default)
+        return options
 
     # -- what a model provides ------------------------------------------------------------------
 

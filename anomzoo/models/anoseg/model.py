@@ -112,24 +112,7 @@ class AnoSeg(AnomalyModel):
             raise ValueError(f"weight_averaging must be None or a momentum in (0, 1), got {weight_averaging}")
         if not 0.0 < float(anomaly_fraction) < 1.0:
             raise ValueError(f"anomaly_fraction must be in (0, 1), got {anomaly_fraction}")
-        config = dict(
-            image_shape=image_shape, encoder_filters=tuple(encoder_filters), encoder_blocks=tuple(encoder_blocks),
-            decoder_filters=tuple(decoder_filters), discriminator_filters=tuple(discriminator_filters),
-            encoder_stride=encoder_stride, coordinate_channels=coordinate_channels, masked_reconstruction=masked_reconstruction,
-            hard_augmentation=hard_augmentation, anomaly_fraction=anomaly_fraction,
-            synthesis_area_range=tuple(float(v) for v in synthesis_area_range),
-            synthesis_min_change=float(synthesis_min_change), synthesis_region=synthesis_region,
-            synthesis_opacity_range=tuple(float(v) for v in synthesis_opacity_range),
-            synthesis_foreground=None if synthesis_foreground is None else float(synthesis_foreground),
-            balanced_segmentation=balanced_segmentation, w_seg=w_seg, w_re=w_re,
-            w_adv=w_adv, detector=detector, detector_map_input=detector_map_input, w_det_adv=w_det_adv,
-            w_det_fea=w_det_fea, w_det_rec=w_det_rec, w_det_cls=w_det_cls, score_alpha=score_alpha,
-            score_beta=score_beta, score=score, learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
-            weight_averaging=weight_averaging, synthesis_seed=synthesis_seed,
-        )
-        super().__init__(config=config, **kwargs)
-        for key, value in config.items():
-            setattr(self, key, value)
+        super().__init__(config=self.options(locals()), **kwargs)
         channels = image_shape[-1]
         self.segmenter = networks.segmenter(image_shape, encoder_filters, encoder_blocks, decoder_filters,
                                             coordinate_channels, stride)

@@ -112,21 +112,7 @@ class AttentionADGAN(AnomalyModel):
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' (Eq. 3-4: per image, summed over pixels) or 'mean', "
                              f"got {loss_reduction!r}")
-        config = dict(
-            image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
-            encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
-            latent_channels=int(latent_channels), decoder_filters=tuple(decoder_filters),
-            path_filters=tuple(path_filters), discriminator_filters=int(discriminator_filters),
-            discriminator_latent=int(discriminator_latent), adgan=bool(adgan), feature_filters=tuple(feature_filters),
-            adgan_decoder_filters=tuple(adgan_decoder_filters), operations=tuple(operations),
-            full_image_fraction=float(full_image_fraction), adversarial_anomaly=bool(adversarial_anomaly),
-            attention_loss=bool(attention_loss), w_adv=w_adv, w_adv_ano=w_adv_ano, w_g=w_g, w_att=w_att,
-            w_adgan_adv=w_adgan_adv, w_adgan_rec=w_adgan_rec, score=score, adgan_anomalies=bool(adgan_anomalies),
-            loss_reduction=loss_reduction, learning_rate=learning_rate, synthesis_seed=synthesis_seed,
-        )
-        super().__init__(config=config, **kwargs)
-        for key, value in config.items():
-            setattr(self, key, value)
+        super().__init__(config=self.options(locals()), **kwargs)
         channels = image_shape[-1]
         # Stage 1: the attention network.
         # CAVGA's encoder and latent heads, unchanged (the generator is CAVGA's adversarial VAE).

@@ -87,19 +87,7 @@ class CAVGA(AnomalyModel):
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' (Eq. 1: per image, summed over pixels) or 'mean', "
                              f"got {loss_reduction!r}")
-        config = dict(
-            image_shape=image_shape, encoder=encoder, encoder_filters=tuple(encoder_filters),
-            encoder_blocks=tuple(encoder_blocks), encoder_stride=int(encoder_stride), backbone_preset=backbone_preset,
-            latent_channels=int(latent_channels), flat_latent=flat_latent, decoder=decoder,
-            decoder_filters=tuple(decoder_filters), discriminator_filters=int(discriminator_filters),
-            weakly_supervised=bool(weakly_supervised), attention_loss=bool(attention_loss),
-            adversarial=bool(adversarial), w_r=w_r, w_adv=w_adv, w_ae=w_ae, w_c=w_c, w_cga=w_cga,
-            learning_rate=learning_rate, decay_epochs=decay_epochs, loss_reduction=loss_reduction,
-            augment=bool(augment),
-        )
-        super().__init__(config=config, **kwargs)
-        for key, value in config.items():
-            setattr(self, key, value)
+        super().__init__(config=self.options(locals()), **kwargs)
         self.encoder = networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
                                         backbone_preset)
         feature_shape = tuple(self.encoder.output.shape[1:])

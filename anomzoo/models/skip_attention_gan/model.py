@@ -51,17 +51,7 @@ class SkipAttentionGAN(AnomalyModel):
     ):
         image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
-        config = dict(
-            image_shape=image_shape, base_filters=base_filters, depth=depth, separable=separable,
-            cbam_reduction=cbam_reduction, cbam_kernel_size=cbam_kernel_size,
-            discriminator_filters=discriminator_filters, w_con=w_con, w_lat=w_lat, w_adv=w_adv,
-            score_weight=score_weight, learning_rate=learning_rate,
-        )
-        super().__init__(config=config, **kwargs)
-        self.image_shape = image_shape
-        self.w_con, self.w_lat, self.w_adv = w_con, w_lat, w_adv
-        self.score_weight = score_weight
-        self.learning_rate = learning_rate
+        super().__init__(config=self.options(locals()), **kwargs)
         self.generator = skip_attention_generator(
             image_shape, base_filters, depth, separable, cbam_reduction, cbam_kernel_size
         )
