@@ -1,6 +1,6 @@
 """A convolution's kernel gradient two ways: TensorFlow's op (oneDNN's Conv2DBackpropFilter) against
-one matrix product over image patches (`anomzoo.layers.small_map`), per map size, in float32 and
-bfloat16, on the zoo's layer shapes. The evidence for `small_map.SMALL_MAP_POSITIONS`.
+one matrix product over image patches (`anomzoo.layers.patch_gradient`), per map size, in float32 and
+bfloat16, on the zoo's layer shapes. The evidence for `patch_gradient.SMALL_MAP_POSITIONS`.
 
     python benchmarks/kernel_gradient.py --rounds 5
 
@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 from anomzoo import provenance  # noqa: E402
 from anomzoo.files import write_json, write_text  # noqa: E402
-from anomzoo.layers.small_map import SMALL_MAP_POSITIONS, patch_kernel_gradient  # noqa: E402
+from anomzoo.layers.patch_gradient import SMALL_MAP_POSITIONS, patch_kernel_gradient  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BATCH = 16
@@ -73,7 +73,7 @@ def markdown(record):
              f"`{record['command']}`, commit {record['commit'][:10]}, {record['measured']}, {record['machine']}, "
              f"CPU flags {', '.join(record['cpu_flags'])}; batch {BATCH}, medians of {record['rounds']} alternating "
              f"rounds. The zoo takes the patch product where the output map has at most {SMALL_MAP_POSITIONS} "
-             "positions (`anomzoo.layers.small_map`).", "",
+             "positions (`anomzoo.layers.patch_gradient`).", "",
              "| input map | channels in -> out | kernel / stride | output positions | dtype | TensorFlow ms | "
              "patches ms | speed-up | zoo takes patches | max relative difference |",
              "|---|---|---|---|---|---|---|---|---|---|"]

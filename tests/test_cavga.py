@@ -14,8 +14,8 @@ import tensorflow as tf
 from anomzoo import training
 from anomzoo.data import DatasetError, load_dataset, moved_anomalies, weakly_supervised
 from anomzoo.layers import gradcam
-from anomzoo.layers.fast import FusedBatchNormalization
-from anomzoo.layers.small_map import PatchGradientConv2D
+from anomzoo.layers.cpu_kernels import FusedBatchNormalization
+from anomzoo.layers.patch_gradient import PatchGradientConv2D
 from anomzoo.models import build_model
 from anomzoo.models.cavga import CAVGA
 

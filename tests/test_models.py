@@ -195,7 +195,7 @@ def test_an_unknown_precision_is_an_error():
 def test_every_stage_trains_on_batches_of_odd_sizes(name):
     """A last batch of 3, 5 or 7 images used to abort the whole process for the models with ResNet
     shortcuts: TensorFlow's own kernel gradient of a strided 1x1 convolution corrupts the heap at odd
-    batch sizes (see `anomzoo.layers.small_map`). Run in a child process, so an abort fails this test
+    batch sizes (see `anomzoo.layers.patch_gradient`). Run in a child process, so an abort fails this test
     with its message instead of killing the test run."""
     script = (
         "import sys, numpy as np, keras, anomzoo\n"

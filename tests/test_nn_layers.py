@@ -5,8 +5,8 @@ import keras
 import pytest
 
 from anomzoo.layers import nn
-from anomzoo.layers.fast import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers.cpu_kernels import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
+from anomzoo.layers.patch_gradient import PatchGradientConv2D, PatchGradientConv2DTranspose
 
 KERAS_OWN = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.BatchNormalization)
 

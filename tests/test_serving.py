@@ -31,7 +31,7 @@ from conftest import REPO, huge_png
 
 
 def client(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "export" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "serving" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -120,7 +120,7 @@ def test_rest_client_against_anomzoo_serve(served, exported, tmp_path):
     np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outputs["anomaly_map"], expected["anomaly_map"], rtol=1e-5, atol=1e-5)
     # The command line, as a user runs it: scores printed, maps written as PNG.
-    shown = subprocess.run([sys.executable, str(REPO / "export" / "rest_client.py"), "--url", url, "--model", name,
+    shown = subprocess.run([sys.executable, str(REPO / "serving" / "rest_client.py"), "--url", url, "--model", name,
                             "--maps", str(tmp_path / "maps"), *map(str, files)],
                            capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
     assert [line.split("\t")[0] for line in shown] == [str(f) for f in files]

@@ -9,8 +9,8 @@ import keras
 import pytest
 
 from conftest import REPO
-from anomzoo.layers.fast import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers.cpu_kernels import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
+from anomzoo.layers.patch_gradient import PatchGradientConv2D, PatchGradientConv2DTranspose
 from anomzoo.layers import nn
 from anomzoo.models import MODELS, build_model, canonical_name
 

@@ -1,7 +1,7 @@
 """`anomzoo serve EXPORT`: TF Serving's REST predict API, answered from an exported SavedModel.
 
 For trying a model and its clients locally where TF Serving's binary is not installed: the same
-client (export/rest_client.py, curl) works here and against TF Serving. Implemented, as TF Serving
+client (serving/rest_client.py, curl) works here and against TF Serving. Implemented, as TF Serving
 documents them:
 
 - `GET  /`: a page to try the model in a browser: drop or choose images, see each one's score,

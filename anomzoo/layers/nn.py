@@ -7,10 +7,10 @@ layer it stands for, computed faster on this CPU:
 
 | name | builds | faster because |
 |---|---|---|
-| `Conv2D`, `Conv2DTranspose` | `small_map.PatchGradientConv2D(Transpose)` | the kernel gradient of a small map as one matmul over patches |
-| `BatchNormalization` | `fast.FusedBatchNormalization` | TensorFlow's one fused kernel instead of a dozen ops |
-| `DepthwiseConv2D` | `fast.MultiplierMajorDepthwiseConv2D` | oneDNN's dedicated depthwise kernel (multiplier 1) |
-| `PointwiseConv2D` | `fast.PermutedPointwiseConv2D` | a 1x1 conv reading the multiplier-major order above |
+| `Conv2D`, `Conv2DTranspose` | `patch_gradient.PatchGradientConv2D(Transpose)` | the kernel gradient of a small map as one matmul over patches |
+| `BatchNormalization` | `cpu_kernels.FusedBatchNormalization` | TensorFlow's one fused kernel instead of a dozen ops |
+| `DepthwiseConv2D` | `cpu_kernels.MultiplierMajorDepthwiseConv2D` | oneDNN's dedicated depthwise kernel (multiplier 1) |
+| `PointwiseConv2D` | `cpu_kernels.PermutedPointwiseConv2D` | a 1x1 conv reading the multiplier-major order above |
 
 `keras_layers()` makes them Keras' own layers while it is open: the speed benchmark's baseline, and
 anyone checking that a result does not depend on the substitutes. Every other name is
@@ -22,7 +22,7 @@ import contextlib
 
 import keras
 
-from anomzoo.layers import fast, small_map
+from anomzoo.layers import cpu_kernels, patch_gradient
 
 
 def _keras_pointwise(filters, depth_multiplier=2, **kwargs):
@@ -31,11 +31,11 @@ def _keras_pointwise(filters, depth_multiplier=2, **kwargs):
 
 
 CPU_VERSIONS = {
-    "Conv2D": small_map.PatchGradientConv2D,
-    "Conv2DTranspose": small_map.PatchGradientConv2DTranspose,
-    "BatchNormalization": fast.FusedBatchNormalization,
-    "DepthwiseConv2D": fast.MultiplierMajorDepthwiseConv2D,
-    "PointwiseConv2D": fast.PermutedPointwiseConv2D,
+    "Conv2D": patch_gradient.PatchGradientConv2D,
+    "Conv2DTranspose": patch_gradient.PatchGradientConv2DTranspose,
+    "BatchNormalization": cpu_kernels.FusedBatchNormalization,
+    "DepthwiseConv2D": cpu_kernels.MultiplierMajorDepthwiseConv2D,
+    "PointwiseConv2D": cpu_kernels.PermutedPointwiseConv2D,
 }
 KERAS_VERSIONS = {
     "Conv2D": keras.layers.Conv2D,

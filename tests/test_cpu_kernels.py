@@ -1,4 +1,4 @@
-"""`anomzoo.layers.fast`: the same function and variables as Keras' layers, and old files still load."""
+"""`anomzoo.layers.cpu_kernels`: the same function and variables as Keras' layers, and old files still load."""
 
 import pathlib
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import anomzoo
-from anomzoo.layers.fast import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
+from anomzoo.layers.cpu_kernels import FusedBatchNormalization, MultiplierMajorDepthwiseConv2D, PermutedPointwiseConv2D
 
 DATA = pathlib.Path(__file__).parent / "data"
 

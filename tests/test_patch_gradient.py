@@ -1,4 +1,4 @@
-"""`anomzoo.layers.small_map`: Keras' convolutions, with the kernel gradient as one matrix product on
+"""`anomzoo.layers.patch_gradient`: Keras' convolutions, with the kernel gradient as one matrix product on
 small maps in training: the same outputs, first- and second-order gradients (CAVGA's Grad-CAM loss
 differentiates a gradient), and the parent's code everywhere else."""
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomzoo.layers import small_map
-from anomzoo.layers.small_map import PatchGradientConv2D, PatchGradientConv2DTranspose
+from anomzoo.layers import patch_gradient
+from anomzoo.layers.patch_gradient import PatchGradientConv2D, PatchGradientConv2DTranspose
 
 # (patch-gradient layer, Keras layer, arguments, input shape): output maps of 1 to 16 positions, and
 # strided 1x1 kernels on larger maps (oneDNN's own kernel gradient of those can corrupt the heap).
@@ -59,8 +59,8 @@ class _Spy:
     def __init__(self, monkeypatch):
         self.calls = 0
         for name in ("conv2d", "conv2d_transpose"):
-            original = getattr(small_map, name)
-            monkeypatch.setattr(small_map, name, self._counting(original))
+            original = getattr(patch_gradient, name)
+            monkeypatch.setattr(patch_gradient, name, self._counting(original))
 
     def _counting(self, function):
         def counted(*args):
@@ -141,5 +141,5 @@ def test_weights_load_across_the_keras_and_patch_gradient_layers(tmp_path):
 @pytest.mark.parametrize("shape, strides", [((3, 13, 12, 5), (2, 2)), ((3, 11, 10, 5), (3, 2)), ((1, 7, 9, 2), (4, 3))])
 def test_every_stride_th_pixel_is_the_strided_slice(shape, strides):
     images = np.random.default_rng(7).random(shape, dtype=np.float32)
-    np.testing.assert_array_equal(small_map.every_stride_th_pixel(tf.constant(images), strides),
+    np.testing.assert_array_equal(patch_gradient.every_stride_th_pixel(tf.constant(images), strides),
                                   images[:, ::strides[0], ::strides[1], :])

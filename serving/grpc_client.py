@@ -1,6 +1,6 @@
 """Send images to TF Serving over gRPC (tensorflow-serving-api); print scores, write maps.
 
-    python export/grpc_client.py --server localhost:8500 --model skip_attention_gan a.png b.jpg --maps maps/
+    python serving/grpc_client.py --server localhost:8500 --model skip_attention_gan a.png b.jpg --maps maps/
 
 Like rest_client.py, the encoded files go to the `serve_bytes` signature unchanged; the model
 decodes and resizes them in its graph as anomzoo's loaders do.

@@ -19,7 +19,7 @@ so a last batch of 5 images killed CAVGA's, AnoSeg's and the attention network's
 patches are every stride-th pixel of the input, and the product never calls that op.
 
 The classes keep Keras' class names so that `.keras` files store their weights under the same
-paths as the parent layers' (see `anomzoo.layers.fast`); they are registered, and used, as
+paths as the parent layers' (see `anomzoo.layers.cpu_kernels`); they are registered, and used, as
 PatchGradientConv2D and PatchGradientConv2DTranspose.
 """
 

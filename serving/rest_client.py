@@ -1,6 +1,6 @@
 """Send images to a served anomzoo model over TF Serving's REST API; print scores, write maps.
 
-    python export/rest_client.py --url http://localhost:8501 --model skip_attention_gan a.png b.jpg --maps maps/
+    python serving/rest_client.py --url http://localhost:8501 --model skip_attention_gan a.png b.jpg --maps maps/
 
 The files go to the `serve_bytes` signature as they are (base64 in JSON, as TF Serving's REST API
 takes binary inputs): the model decodes and resizes them inside its graph exactly as anomzoo's
