@@ -19,12 +19,12 @@ def _register():
     register_classes()
 
 
-def build_model(name, preset="paper", **overrides):
-    """A fresh model of the registry `name` from its `preset` (e.g. "anoseg", "lite")."""
+def build_model(name, config="paper", **overrides):
+    """A fresh model of the registry `name` in its named configuration `config` (e.g. "anoseg", "lite")."""
     _register()
     from anomzoo.models import build_model as build
 
-    return build(name, preset, **overrides)
+    return build(name, config, **overrides)
 
 
 def from_preset(name):

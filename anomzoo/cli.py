@@ -98,26 +98,26 @@ def _image_side(args):
 
 
 def training_configuration(args, image_side):
-    """{"preset", "epochs", "selection"}: each as given, else as the model recommends for images of
+    """{"config", "epochs", "selection"}: each as given, else as the model recommends for images of
     `image_side` (`AnomalyModel.recommended`)."""
     from anomzoo.models import MODELS, canonical_name
 
     if args.epochs and args.stage_epochs:
         raise ValueError("give --epochs (split over the stages) or --stage-epochs (one count a stage), not both")
     recommended = MODELS[canonical_name(args.model)].recommended(image_side)
-    return {"preset": args.preset or recommended["preset"],
+    return {"config": args.config or recommended["config"],
             "epochs": args.stage_epochs or args.epochs or recommended["epochs"],
             "selection": args.selection or recommended["selection"]}
 
 
 def _recommendations():
-    """{registry name: RECOMMENDED} read from each model folder's presets.py (plain constants) without
+    """{registry name: RECOMMENDED} read from each model folder's configs.py (plain constants) without
     importing the models, so that --help answers without loading TensorFlow."""
     import importlib.util
 
     found = {}
-    for path in sorted((pathlib.Path(__file__).parent / "models").glob("*/presets.py")):
-        spec = importlib.util.spec_from_file_location(f"_anomzoo_presets_{path.parent.name}", path)
+    for path in sorted((pathlib.Path(__file__).parent / "models").glob("*/configs.py")):
+        spec = importlib.util.spec_from_file_location(f"_anomzoo_configs_{path.parent.name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         found[path.parent.name] = getattr(module, "RECOMMENDED", ())
@@ -125,14 +125,14 @@ def _recommendations():
 
 
 def _recommendations_text():
-    lines = ["with no --preset, --epochs or --selection, `train` uses what the zoo's results recommend "
+    lines = ["with no --config, --epochs or --selection, `train` uses what the zoo's results recommend "
              "for the model and image size:"]
     for name, recommendations in _recommendations().items():
         for largest, c in recommendations:
             size = f"up to {largest} px" if largest else ("larger" if len(recommendations) > 1 else "any size")
             epochs = (f"--stage-epochs {' '.join(map(str, c['epochs']))}" if isinstance(c["epochs"], list)
                       else f"--epochs {c['epochs']}")
-            lines.append(f"  {name}, {size}: --preset {c['preset']} {epochs} --selection {c['selection']}")
+            lines.append(f"  {name}, {size}: --config {c['config']} {epochs} --selection {c['selection']}")
     return "\n".join(lines)
 
 
@@ -141,8 +141,9 @@ def add_training_options(parser):
     these too, with the same defaults)."""
     from anomzoo.validation import RULES
 
-    parser.add_argument("--preset", help="a configuration of the model (`anomzoo models` lists them); default: "
-                                         "the one recommended for the model and image size (below)")
+    parser.add_argument("--config", help="a named configuration of the model (`anomzoo models` lists them); "
+                                         "default: the one recommended for the model and image size (below)")
+    parser.add_argument("--preset", dest="config", help=argparse.SUPPRESS)  # --config's old name: recorded commands still run
     parser.add_argument("--epochs", type=_positive_int,
                         help="epochs in all; a two-stage model splits them over its stages (AnoSeg: 2/3 "
                              "segmentation, 1/3 detector) unless --stage-epochs is given (default: recommended)")
@@ -153,7 +154,7 @@ def add_training_options(parser):
                              "on held-out normal images + synthetic anomalies (val_syn_*), or + the real anomalies "
                              "of --labelled-validation (val_real_*); never the test set; default: recommended")
     parser.add_argument("--weak-fraction", type=float, metavar="F",
-                        help="weakly supervised (CAVGA_w, e.g. --preset paper_weak): this seeded fraction of the "
+                        help="weakly supervised (CAVGA_w, e.g. --config paper_weak): this seeded fraction of the "
                              "anomalous test images (the paper: 0.02) moves into training with its label")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="bfloat16: mixed precision (float32 weights); on CPUs with AMX / AVX-512 BF16 1.3-2.0x as "
@@ -200,7 +201,7 @@ def build_parser():
     zoo = commands.add_parser("zoo", help="trained models: list | info NAME | get NAME")
     zoo.add_argument("action", choices=["list", "info", "get"])
     zoo.add_argument("name", nargs="?", help="entry name (info, get)")
-    commands.add_parser("models", help="list the models and their presets")
+    commands.add_parser("models", help="list the models and their configurations")
     return parser
 
 
@@ -286,7 +287,7 @@ def _zoo(args):
     from anomzoo import zoo
 
     if args.action == "list":
-        print(f"{'name':18s} {'model':20s} {'preset':8s} {'data':24s} {'size':>4s} {'image AUROC':>11s} {'MB':>6s}")
+        print(f"{'name':18s} {'model':20s} {'config':8s} {'data':24s} {'size':>4s} {'image AUROC':>11s} {'MB':>6s}")
         for name, entry in zoo.ENTRIES.items():
             data = f"{entry['dataset']} {entry['protocol']} {entry['target']}"
             print(f"{name:18s} {entry['model']:20s} {entry['preset']:8s} {data:24s} {entry['image_shape'][0]:4d} "
@@ -314,7 +315,7 @@ def main(argv=None):
         if args.command == "models":
             for name, cls in models.MODELS.items():
                 aliases = [a for a, n in models.ALIASES.items() if n == name]
-                print(f"{name} (aliases: {', '.join(aliases) or '-'}): presets {', '.join(cls.presets)}")
+                print(f"{name} (aliases: {', '.join(aliases) or '-'}): configs {', '.join(cls.configs)}")
             return 0
         if args.command == "export":
             return _export(args)

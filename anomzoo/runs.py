@@ -46,11 +46,11 @@ def _dataset_key(dataset):
     return str(pathlib.Path(dataset).resolve()) if is_path else dataset
 
 
-def train_request(model_name, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
+def train_request(model_name, *, dataset="digits", config="paper", epochs=15, batch_size=64, seed=0,
                   selection="last", model_options=None, **dataset_options):
     """What a training run is asked to do, as recorded in its run directory (JSON-able)."""
     return {
-        "model": canonical_name(model_name), "preset": preset,
+        "model": canonical_name(model_name), "preset": config,  # the key run.json always had
         "dataset": _dataset_key(dataset),
         "epochs": list(epochs) if isinstance(epochs, (list, tuple)) else int(epochs),
         "batch_size": int(batch_size), "seed": int(seed), "selection": selection,
@@ -59,7 +59,7 @@ def train_request(model_name, *, dataset="digits", preset="paper", epochs=15, ba
     }
 
 
-def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=15, batch_size=64, seed=0,
+def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=15, batch_size=64, seed=0,
               selection="last", model_options=None, verbose="auto", **dataset_options):
     """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance).
 
@@ -71,7 +71,7 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
     every run shows what selection changed.
     """
     started = time.time()
-    request = train_request(model_name, dataset=dataset, preset=preset, epochs=epochs, batch_size=batch_size,
+    request = train_request(model_name, dataset=dataset, config=config, epochs=epochs, batch_size=batch_size,
                             seed=seed, selection=selection, model_options=model_options, **dataset_options)
     out_dir = pathlib.Path(out_dir)
     existed = out_dir.exists()
@@ -84,11 +84,11 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
         try:
             data = load_dataset(dataset, seed=seed, **dataset_options)
             keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
-            model = build_model(name, preset, **{**(model_options or {}), "image_shape": data.image_shape})
+            model = build_model(name, config, **{**(model_options or {}), "image_shape": data.image_shape})
             if dataset_options.get("weak_fraction") and not getattr(model, "weakly_supervised", False):
                 raise ValueError(f"--weak-fraction moves anomalous test images into training with their labels, "
-                                 f"but {type(model).__name__} ({preset}) reads no labels and would learn them as "
-                                 "normal; use a weakly supervised configuration (cavga --preset paper_weak)")
+                                 f"but {type(model).__name__} ({config}) reads no labels and would learn them as "
+                                 "normal; use a weakly supervised configuration (cavga --config paper_weak)")
             trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
                                      selection=selection, verbose=verbose, checkpoint_dir=checkpoint)
         except BaseException:
@@ -112,7 +112,7 @@ def train_run(model_name, out_dir, *, dataset="digits", preset="paper", epochs=1
         history = trained.history.history
         facts = {
             "model": name,
-            "preset": preset,
+            "preset": config,  # the configuration (provenance keeps the key it always had)
             "model_options": dict(model_options or {}),
             **dataset_facts(data, dataset),
             "epochs": sum(trained.stage_epochs),

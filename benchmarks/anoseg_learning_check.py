@@ -52,7 +52,7 @@ def batchnorm_check(steps, layers):
     validation = synthetic_validation_set(data.train.images[:32], seed=0)
     train = data.train.images[32:].astype(np.float32) / 255.0
     with nn.keras_layers() if layers == "plain" else contextlib.nullcontext():
-        model = AnoSeg.from_preset("lite", image_shape=(64, 64, 3))
+        model = AnoSeg.configured("lite", image_shape=(64, 64, 3))
     model.compile()
     model.set_stage(0)
     model.build_optimizers()

@@ -3,7 +3,7 @@
     python benchmarks/one_class_probe.py cavga --dataset mnist --normal-class 0 --epochs 10 \
         --set precision=bfloat16 latent_channels=1
 
-Trains like `anomzoo train` (the preset's optimizers, batch 24, the last epoch) and prints after
+Trains like `anomzoo train` (the configuration's optimizers, batch 24, the last epoch) and prints after
 every epoch:
 - val_bce: the per-pixel BCE of the reconstruction of the held-out normal validation images, beside
   the mean normal image's (`floors.reconstruction_floor`);
@@ -74,7 +74,8 @@ def main(argv=None):
     parser.add_argument("model")
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist", "cifar10"])
     parser.add_argument("--normal-class", type=int, default=0)
-    parser.add_argument("--preset", default="paper_d")
+    parser.add_argument("--config", default="paper_d")
+    parser.add_argument("--preset", dest="config", help=argparse.SUPPRESS)  # --config\'s old name
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
@@ -94,7 +95,7 @@ def main(argv=None):
     labels = np.r_[np.zeros(len(dataset.validation)), np.ones(len(anomalies))]
     print(f"floor (distance to the mean normal): val_auroc {image_auroc(labels, floor.mean(axis=(1, 2, 3))):.3f}")
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.model, args.preset, image_shape=dataset.image_shape, **options)
+    model = build_model(args.model, args.config, image_shape=dataset.image_shape, **options)
     training.train(model, dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                    callbacks=[Probe(dataset, anomalies)], verbose=0)
 

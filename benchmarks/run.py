@@ -1,17 +1,17 @@
 """Quality and speed benchmarks of the zoo, one command each; results land in benchmarks/results/.
 
-    python benchmarks/run.py anoseg tire --image-size 64 --preset lite --seeds 0 1 2 --stage-epochs 8 4
+    python benchmarks/run.py anoseg tire --image-size 64 --config lite --seeds 0 1 2 --stage-epochs 8 4
     python benchmarks/run.py sagan tire --image-size 64 --epochs 10 --selection val_syn_auroc
     python benchmarks/run.py sagan cifar10 --targets frog --epochs 1
-    python benchmarks/run.py anoseg mnist --targets 0 1 --epochs 3 --preset lite
-    python benchmarks/run.py anoseg throughput --sizes 128 256 --preset paper lite
+    python benchmarks/run.py anoseg mnist --targets 0 1 --epochs 3 --config lite
+    python benchmarks/run.py anoseg throughput --sizes 128 256 --configs paper lite
 
-Each run's metrics (with provenance: model, preset, data, epochs per stage, seed, selection rule
+Each run's metrics (with provenance: model, configuration, data, epochs per stage, seed, selection rule
 and selected epochs, threshold rule, commit, machine, wall time) are written to
 results/<model>_<benchmark>.json as soon as it finishes, and results/<model>_<benchmark>.md is
 redrawn from that JSON, so an interrupted benchmark keeps what it measured. Data comes from
 ../shared/data (or --data-dir). The training options and their defaults are `anomzoo train`'s
-(`anomzoo train --help`): with no --preset, --epochs or --selection, the recommended configuration.
+(`anomzoo train --help`): with no --config, --epochs or --selection, the recommended configuration.
 """
 
 import argparse
@@ -112,7 +112,7 @@ def _quality_markdown(record):
     lines = [f"# {record['benchmark']}", "", f"Last command: `{record['command']}` (each entry records its own).", ""]
     # One row per configuration: the mean ± std over its seeds, selected and last weights side by side.
     lines += ["## By configuration (mean ± std over seeds)", "",
-              "| target | size | preset | epochs per stage | selection | seeds | "
+              "| target | size | config | epochs per stage | selection | seeds | "
               + " | ".join(SHORT.get(k, k) for k in present) + " | last: image AUROC | last: pixel AUROC |",
               "|" + "---|" * (len(present) + 8)]
     groups = {}
@@ -220,7 +220,7 @@ def _iou_curves_png(record, path):
 
 def _throughput_markdown(record):
     lines = [f"# {record['benchmark']}", "", f"Re-run: `{record['command']}`.", "",
-             "| model | preset | image size | batch | stage | images/s | peak RSS (GB) | machine | commit |",
+             "| model | config | image size | batch | stage | images/s | peak RSS (GB) | machine | commit |",
              "|---|---|---|---|---|---|---|---|---|"]
     for e in sorted(record["entries"], key=lambda e: e["key"]):
         preset = e["preset"] + "".join(f" {k}={v}" for k, v in e.get("options", {}).items())
@@ -259,7 +259,7 @@ def quality(model, benchmark, args, command):
     dataset, protocol_key, default_targets, default_size = BENCHMARKS[benchmark]
     size = args.image_size or default_size
     configuration = cli.training_configuration(args, size)
-    preset, epochs, selection = configuration["preset"], configuration["epochs"], configuration["selection"]
+    config, epochs, selection = configuration["config"], configuration["epochs"], configuration["selection"]
     for target in args.targets or default_targets:
         for seed in args.seeds:
             options = {"image_size": size}
@@ -277,12 +277,12 @@ def quality(model, benchmark, args, command):
             variant = options_suffix(args.model_options)
             variant += f"+weak={args.weak_fraction}" if args.weak_fraction else ""
             variant += f"+labelled={args.labelled_validation}" if args.labelled_validation else ""
-            key = f"{target}@{size}px/{preset}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{selection}/seed{seed}"
+            key = f"{target}@{size}px/{config}{variant}/e{'-'.join(map(str, np.atleast_1d(epochs)))}/{selection}/seed{seed}"
             out = pathlib.Path(args.runs_dir) / results_name(model, benchmark) / key.replace("/", "_").replace("@", "_")
             print(f"== {model} {benchmark} {key} -> {out}", flush=True)
             if (rundir.read_run_record(out) or {}).get("status") == "finished":
                 shutil.rmtree(out)  # a re-run replaces the entry; an unfinished run (killed) is continued instead
-            metrics = runs.train_run(model, out, dataset=data, preset=preset, epochs=epochs,
+            metrics = runs.train_run(model, out, dataset=data, config=config, epochs=epochs,
                                      batch_size=args.batch_size, seed=seed, selection=selection,
                                      model_options=args.model_options, verbose=2,
                                      **options)
@@ -298,10 +298,10 @@ def throughput(model, args, command):
     import keras
 
     variant = options_suffix(args.model_options)
-    for preset in args.presets:
+    for config in args.configs:
         for size in args.sizes:
             batch = args.batch_size
-            net = build_model(model, preset, image_shape=(size, size, 3), **args.model_options)
+            net = build_model(model, config, image_shape=(size, size, 3), **args.model_options)
             net.compile()
             images = np.random.default_rng(0).integers(0, 256, (batch * args.steps, size, size, 3), dtype=np.uint8)
             for stage in net.stages:
@@ -312,10 +312,10 @@ def throughput(model, args, command):
                 started = time.time()
                 net.fit(make_pipeline(images, batch_size=batch, shuffle=True), verbose=0)
                 rate = len(images) / (time.time() - started)
-                print(f"{model} {preset} {size} px {stage.name}: {rate:.2f} images/s", flush=True)
+                print(f"{model} {config} {size} px {stage.name}: {rate:.2f} images/s", flush=True)
                 env = provenance.environment()
                 _record(results_name(model, "throughput"), command, {
-                    "key": f"{preset}{variant}-{size}px-{stage.name}", "model": model, "preset": preset, "image_size": size,
+                    "key": f"{config}{variant}-{size}px-{stage.name}", "model": model, "preset": config, "image_size": size,
                     "options": args.model_options,
                     "batch_size": batch, "stage": stage.name, "images_per_second": rate,
                     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
@@ -342,8 +342,9 @@ def build_parser():
     cli.add_training_options(parser)  # as `anomzoo train` takes them, with its defaults
     cli.add_data_options(parser)
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="model options on top of the preset, e.g. balanced_segmentation=true (repeatable)")
-    parser.add_argument("--presets", nargs="+", default=["paper"], help="throughput: presets to time")
+                        help="model options on top of the configuration, e.g. balanced_segmentation=true (repeatable)")
+    parser.add_argument("--configs", nargs="+", default=["paper"], help="throughput: configurations to time")
+    parser.add_argument("--presets", nargs="+", dest="configs", help=argparse.SUPPRESS)  # --configs' old name
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="throughput: image sizes")
     parser.add_argument("--steps", type=int, default=3, help="throughput: timed steps per stage")
     parser.add_argument("--runs-dir", default=str(HERE.parent / "runs" / "benchmarks"))

@@ -42,7 +42,7 @@ from anomzoo.models import MODELS, build_model, canonical_name  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
-# name: (model, preset, image size, channels, batch, images in the fit epoch)
+# name: (model, configuration, image size, channels, batch, images in the fit epoch)
 MEASURED_CASES = {
     "sagan-32": ("sagan", "paper", 32, 3, 64, 320),
     "sagan-256": ("sagan", "paper", 256, 3, 4, 16),
@@ -56,16 +56,16 @@ MEASURED_CASES = {
 # The stage a case trains, where not the first: a two-stage model's training run is both stages, its
 # speed their epoch-weighted mix (`whole_runs`).
 CASE_STAGES = {"anoseg-lite-detector-64": "detector", "attention_adgan-adgan-32": "adgan"}
-# Options on top of a case's preset. CAVGA's paper preset takes keras-hub's ResNet-18 (built with the
+# Options on top of a case's configuration. CAVGA's paper configuration takes keras-hub's ResNet-18 (built with the
 # zoo's layers, `nn.keras_names_build_these`); "resnet18" is the zoo's ResNet-18 of the same layout.
 CASE_OPTIONS = {"cavga-resnet18-64": {"encoder": "resnet18"}}
 
 
 def registry_cases():
-    """A 32 px case (first stage, first preset) for every registered model the cases above do not
+    """A 32 px case (first stage, first configuration) for every registered model the cases above do not
     name: a new model is measured without an edit here."""
     named = {canonical_name(case[0]) for case in MEASURED_CASES.values()}
-    return {f"{name}-32": (name, next(iter(cls.presets)), 32, 3, 16, 64)
+    return {f"{name}-32": (name, next(iter(cls.configs)), 32, 3, 16, 64)
             for name, cls in MODELS.items() if name not in named}
 
 
@@ -294,7 +294,7 @@ def markdown(record):
                   "`anomzoo train --epochs N` splits them), so its training speed is 1 / sum(share / stage's bare "
                   "step img/s), from the stage rows above of one run. \"vs plain\": against the plain variant "
                   "of the same run.", "",
-                  "| model | preset | variant | CPU | stages (share of epochs: bare step img/s) | whole run img/s "
+                  "| model | config | variant | CPU | stages (share of epochs: bare step img/s) | whole run img/s "
                   "| vs plain | commit | measured | command |", "|---|---|---|---|---|---|---|---|---|---|"]
         plain = {(w["model"], w["preset"], w["cpu"], w["measured"]): w["images_per_second"]
                  for w in wholes if w["variant"] == "plain"}

@@ -2,7 +2,7 @@
 the synthetic validation set (held-out normal images + seeded synthetic anomalies). No test image is
 loaded into the model or scored, so the choice cannot leak test data.
 
-    python benchmarks/validation_sweep.py anoseg --preset lite --image-size 64 --epochs 6 \\
+    python benchmarks/validation_sweep.py anoseg --config lite --image-size 64 --epochs 6 \\
         --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.0}' \\
         --variant '{"balanced_segmentation": true, "learning_rate": 1e-3, "w_adv": 0.01}'
 
@@ -67,7 +67,8 @@ def main(argv=None):
     parser.add_argument("model")
     parser.add_argument("--variant", action="append", required=True, help="JSON dict of model options")
     parser.add_argument("--dataset", default=str(TIRE))
-    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--config", default="paper")
+    parser.add_argument("--preset", dest="config", help=argparse.SUPPRESS)  # --config\'s old name
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=6, help="epochs of the first stage (the only one trained)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -96,7 +97,7 @@ def main(argv=None):
     for variant in args.variant:
         options = json.loads(variant)
         keras.utils.set_random_seed(args.seed)  # the same initial weights for every variant: seeds alone move results
-        model = build_model(name, args.preset, image_shape=data.image_shape, **options)
+        model = build_model(name, args.config, image_shape=data.image_shape, **options)
         started = time.time()
         epochs = [args.epochs] + [1] * (len(model.stages) - 1)
         # Only the first stage's epochs are read below; a later stage, if any, gets one epoch.
@@ -105,7 +106,7 @@ def main(argv=None):
                                 selection="val_syn_auroc", callbacks=[extra], verbose=2)
         record = json.loads(path.read_text()) if path.is_file() else {"benchmark": path.stem, "entries": []}
         record["entries"].append({
-            "options": options, "preset": args.preset, "dataset": args.dataset, "image_size": args.image_size,
+            "options": options, "preset": args.config, "dataset": args.dataset, "image_size": args.image_size,
             "stage_epochs": epochs, "batch_size": args.batch_size, "seed": args.seed, "command": command,
             "validation_history": result.selector.history, "extra_validation_history": extra.history,
             "extra_repeats": args.extra_repeats, "seconds": round(time.time() - started, 1),

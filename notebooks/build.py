@@ -24,7 +24,7 @@ if importlib.util.find_spec("anomzoo") is None:
 PARAMETERS = '''# Parameters (CI runs every notebook with small values through these variables).
 import os
 MODEL = "{model}"
-PRESET = os.environ.get("ANOMZOO_NOTEBOOK_PRESET", "{preset}")
+CONFIG = os.environ.get("ANOMZOO_NOTEBOOK_CONFIG", "{config}")
 EPOCHS = int(os.environ.get("ANOMZOO_NOTEBOOK_EPOCHS", "{epochs}"))
 FORMATS = os.environ.get("ANOMZOO_NOTEBOOK_FORMATS", "saved_model litert onnx").split()
 OUT = os.environ.get("ANOMZOO_NOTEBOOK_OUT", "anomzoo_notebook")'''
@@ -43,7 +43,7 @@ FIT = '''from anomzoo.callbacks import StageSchedule
 from anomzoo.training import split_epochs
 
 keras.utils.set_random_seed(0)
-model = anomzoo.build_model(MODEL, preset=PRESET, image_shape=data.image_shape)
+model = anomzoo.build_model(MODEL, CONFIG, image_shape=data.image_shape)
 model.compile()                                       # the model's own optimizers, one per player
 stage_epochs = split_epochs(model, EPOCHS)            # one entry per training stage
 print("stages:", [s.name for s in model.stages], "epochs:", stage_epochs)
@@ -87,7 +87,7 @@ TOUR_CELLS = [
                       "maps, an export and a check that the export scores as the Keras model does. The "
                       "per-model notebooks train from scratch."),
     new_code_cell(INSTALL),
-    new_code_cell(PARAMETERS.format(model="sagan_digits0", preset="paper", epochs=0)),
+    new_code_cell(PARAMETERS.format(model="sagan_digits0", config="paper", epochs=0)),
     new_code_cell("# The zoo's trained models (also: anomzoo zoo list | info NAME | get NAME).\n"
                   "from anomzoo import zoo\nfor name, entry in zoo.ENTRIES.items():\n"
                   "    print(name, entry['model'], entry['dataset'], entry['target'], entry['metrics'])"),
@@ -108,7 +108,7 @@ def model_cells(name, cls):
                           "trained with `model.fit` on the built-in digits, its test metrics and anomaly maps, "
                           "then exported (SavedModel, LiteRT, ONNX) and reloaded."),
         new_code_cell(INSTALL),
-        new_code_cell(PARAMETERS.format(model=name, preset="paper", epochs=10)),
+        new_code_cell(PARAMETERS.format(model=name, config="paper", epochs=10)),
         new_code_cell(DATA),
         new_code_cell(FIT),
         new_code_cell(METRICS),

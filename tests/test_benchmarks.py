@@ -27,6 +27,6 @@ def test_the_benchmark_runner_takes_anomzoo_trains_options_and_defaults():
 
     bench = run.build_parser().parse_args(["cavga", "mnist", "--precision", "bfloat16"])
     train = build_parser().parse_args(["train", "cavga", "--precision", "bfloat16"])
-    for option in ("preset", "epochs", "stage_epochs", "selection", "batch_size", "precision", "image_size"):
+    for option in ("config", "epochs", "stage_epochs", "selection", "batch_size", "precision", "image_size"):
         assert getattr(bench, option) == getattr(train, option), option
-    assert training_configuration(bench, 32) == {"preset": "paper_d", "epochs": 15, "selection": "last"}
+    assert training_configuration(bench, 32) == {"config": "paper_d", "epochs": 15, "selection": "last"}

@@ -79,10 +79,10 @@ def test_models_lists_the_registry(capsys):
 
 
 def test_train_anoseg_both_stages_with_selection_on_the_tire(tire_root, tmp_path):
-    """AnoSeg end to end on real defects (tiny preset, 32 px): both stages, selection on synthetic
+    """AnoSeg end to end on real defects (tiny configuration, 32 px): both stages, selection on synthetic
     validation anomalies, selected and last metrics side by side, pixel metrics and the IoU curve."""
     run = tmp_path / "run"
-    argv = ["train", "anoseg", "--preset", "tiny", "--dataset", str(tire_root), "--image-size", "32",
+    argv = ["train", "anoseg", "--config", "tiny", "--dataset", str(tire_root), "--image-size", "32",
             "--stage-epochs", "1", "1", "--selection", "val_syn_auroc", "--out", str(run)]
     assert main(argv) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -99,7 +99,7 @@ def test_train_anoseg_both_stages_with_selection_on_the_tire(tire_root, tmp_path
 
 def test_select_on_real_defects_held_out_of_the_test_split(tire_root, tmp_path):
     run = tmp_path / "run"
-    argv = ["train", "sagan", "--preset", "tiny", "--dataset", str(tire_root), "--image-size", "32", "--epochs", "2",
+    argv = ["train", "sagan", "--config", "tiny", "--dataset", str(tire_root), "--image-size", "32", "--epochs", "2",
             "--selection", "val_real_auroc", "--labelled-validation", "0.25", "--out", str(run)]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 0
@@ -141,7 +141,7 @@ def test_few_test_images_and_vanishing_masks_are_warned_about(tire_root, tmp_pat
 
 
 def test_wrong_stage_epochs_are_a_clear_error(capsys):
-    assert main(["train", "anoseg", "--preset", "tiny", "--stage-epochs", "1", "1", "1"]) == 2
+    assert main(["train", "anoseg", "--config", "tiny", "--stage-epochs", "1", "1", "1"]) == 2
     assert "2 stage(s)" in capsys.readouterr().err
 
 
@@ -150,7 +150,7 @@ def test_train_in_bfloat16_records_the_option_and_saves_a_bfloat16_model(tmp_pat
 
     run = tmp_path / "run"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["train", "sagan", "--preset", "tiny", "--epochs", "1", "--precision", "bfloat16",
+        assert main(["train", "sagan", "--config", "tiny", "--epochs", "1", "--precision", "bfloat16",
                      "--out", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["provenance"]["model_options"] == {"precision": "bfloat16"}
@@ -179,24 +179,26 @@ def test_train_with_no_configuration_uses_the_recommended_one_for_the_model_and_
         args = build_parser().parse_args(["train", *argv])
         return training_configuration(args, _image_side(args))
 
-    assert configuration("cavga") == {"preset": "paper_d", "epochs": 15, "selection": "last"}  # digits: 32 px
-    assert configuration("cavga", "--image-size", "128")["preset"] == "paper"
-    assert configuration("cavga", "--dataset", "some/mvtec/folder")["preset"] == "paper"  # 256 px by default
-    assert configuration("anoseg", "--image-size", "64") == {"preset": "lite", "epochs": [12, 3],
+    assert configuration("cavga") == {"config": "paper_d", "epochs": 15, "selection": "last"}  # digits: 32 px
+    assert configuration("cavga", "--image-size", "128")["config"] == "paper"
+    assert configuration("cavga", "--dataset", "some/mvtec/folder")["config"] == "paper"  # 256 px by default
+    assert configuration("anoseg", "--image-size", "64") == {"config": "lite", "epochs": [12, 3],
                                                               "selection": "val_syn_auroc"}
     # what is given wins, the rest is still recommended
-    assert configuration("sagan", "--preset", "tiny", "--epochs", "2") == {"preset": "tiny", "epochs": 2,
+    assert configuration("sagan", "--config", "tiny", "--epochs", "2") == {"config": "tiny", "epochs": 2,
                                                                           "selection": "last"}
     assert configuration("anoseg", "--stage-epochs", "3", "1", "--selection", "last")["epochs"] == [3, 1]
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-    assert "cavga, up to 64 px: --preset paper_d --epochs 15 --selection last" in help_text
+    assert "cavga, up to 64 px: --config paper_d --epochs 15 --selection last" in help_text
 
 
-def test_epochs_beside_stage_epochs_and_a_zoo_entry_as_preset_are_refused(capsys):
+def test_epochs_beside_stage_epochs_and_a_trained_preset_as_config_are_refused(capsys):
     assert main(["train", "anoseg", "--epochs", "3", "--stage-epochs", "2", "1"]) == 2
     assert "not both" in capsys.readouterr().err
-    assert main(["train", "sagan", "--preset", "sagan_digits0", "--epochs", "1"]) == 2
-    assert "fine-tuning" in capsys.readouterr().err
+    assert main(["train", "sagan", "--config", "sagan_digits0", "--epochs", "1"]) == 2
+    assert "is a trained preset" in capsys.readouterr().err
+    # --preset, --config's old name, still runs the commands recorded with it
+    assert main(["train", "anoseg", "--preset", "tiny", "--epochs", "3", "--stage-epochs", "2", "1"]) == 2
 
 
 def test_export_takes_a_zoo_entry_by_name_and_names_moved_data(tmp_path, capsys):

@@ -105,11 +105,11 @@ def test_train_rejects_a_model_of_the_wrong_shape():
         training.train(small_sagan(image_shape=(32, 32, 3)), data, epochs=1)
 
 
-def test_unknown_model_and_preset_are_named():
+def test_unknown_model_and_config_are_named():
     with pytest.raises(ValueError, match="'ganomalyy'.*skip_attention_gan"):
         build_model("ganomalyy")
     with pytest.raises(ValueError, match="'tinyy'.*paper"):
-        build_model("sagan", preset="tinyy")
+        build_model("sagan", config="tinyy")
 
 
 def test_adversarial_loss_keeps_its_gradient_when_the_discriminator_saturates():

@@ -1,5 +1,5 @@
 """The standard tests every registered model gets for free: build `tiny`, fit every stage on the
-built-in digits, the inference contract, `.keras` and config round trips, complete presets.
+built-in digits, the inference contract, `.keras` and config round trips, complete configurations.
 
 A new model passes here by adding its folder and its registry line; nothing here names a model.
 """
@@ -31,7 +31,7 @@ def digits():
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def fitted(request, digits):
-    """Each model's `tiny` preset trained one epoch per stage, selecting on the synthetic validation
+    """Each model's `tiny` configuration trained one epoch per stage, selecting on the synthetic validation
     set (each traced fit costs tens of seconds on 2 cores, so the tests below share it)."""
     model = build_model(request.param, "tiny", image_shape=digits.image_shape)
     result = training.train(model, digits, epochs=len(model.stages), batch_size=16, seed=0,
@@ -115,16 +115,16 @@ def test_a_later_stage_leaves_the_earlier_stages_unchanged(fitted, digits):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_preset_is_complete_and_its_parameter_count_is_right(name):
+def test_every_config_is_complete_and_its_parameter_count_is_right(name):
     cls = MODELS[name]
-    assert "tiny" in cls.presets and "paper" in cls.presets
-    for preset, spec in cls.presets.items():
+    assert "tiny" in cls.configs and "paper" in cls.configs
+    for config, spec in cls.configs.items():
         metadata = spec["metadata"]
-        assert set(metadata) >= {"paper", "description", "parameters", "image_size"}, preset
-        assert tuple(spec["config"]["image_shape"])[:2] == (metadata["image_size"],) * 2, preset
-        assert "learning_rate" in spec["config"], preset
-        model = build_model(name, preset)
-        assert trainable_count(model) == metadata["parameters"], (preset, trainable_count(model))
+        assert set(metadata) >= {"paper", "description", "parameters", "image_size"}, config
+        assert tuple(spec["config"]["image_shape"])[:2] == (metadata["image_size"],) * 2, config
+        assert "learning_rate" in spec["config"], config
+        model = build_model(name, config)
+        assert trainable_count(model) == metadata["parameters"], (config, trainable_count(model))
         keras.backend.clear_session()
 
 
@@ -140,11 +140,11 @@ def test_an_image_shape_that_is_not_three_positive_ints_is_an_error(image_shape)
     with pytest.raises(ValueError, match=r"image_shape=\(height, width, channels\), three positive ints"):
         build_model("sagan", "tiny", image_shape=image_shape)
     with pytest.raises(ValueError, match=r"CAVGA takes image_shape=\(height, width, channels\)"):
-        MODELS["cavga"](image_shape=image_shape)  # the constructor itself, not only the presets
+        MODELS["cavga"](image_shape=image_shape)  # the constructor itself, not only the configurations
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_bad_stage_and_preset_names_are_errors(name):
+def test_bad_stage_and_config_names_are_errors(name):
     model = build_model(name, "tiny")
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         model.set_stage("nope")
@@ -251,15 +251,15 @@ def test_every_discriminator_sees_real_and_fake_images_in_one_batch(name, digits
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_numbers_out_of_range_and_names_of_the_wrong_type_are_clear_errors(name):
-    """A negative learning rate trained by gradient ascent without a word; a list as preset or None as
+    """A negative learning rate trained by gradient ascent without a word; a list as config or None as
     the model were Python's own TypeError / AttributeError."""
     for bad in (-1, 0, "1e-3", float("nan")):
         with pytest.raises(ValueError, match="learning_rate must be a positive number"):
             build_model(name, "tiny", learning_rate=bad)
-    weight = next(k for k in MODELS[name].presets["tiny"]["config"] if k.startswith("w_"))
+    weight = next(k for k in MODELS[name].configs["tiny"]["config"] if k.startswith("w_"))
     with pytest.raises(ValueError, match=f"loss weight {weight}"):
         build_model(name, "tiny", **{weight: -0.5})
-    with pytest.raises(ValueError, match="preset must be a name"):
+    with pytest.raises(ValueError, match="config must be a name"):
         build_model(name, ["tiny"])
     with pytest.raises(ValueError, match="a model is named by a str"):
         build_model(None)

@@ -18,9 +18,9 @@ def test_every_registered_model_has_a_notebook():
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
-    # Small settings: the tiny preset, one epoch per stage (two in all covers every model's stages),
+    # Small settings: the tiny configuration, one epoch per stage (two in all covers every model's stages),
     # the SavedModel export only (the export tests cover every format).
-    monkeypatch.setenv("ANOMZOO_NOTEBOOK_PRESET", "tiny")
+    monkeypatch.setenv("ANOMZOO_NOTEBOOK_CONFIG", "tiny")
     monkeypatch.setenv("ANOMZOO_NOTEBOOK_EPOCHS", "2")
     monkeypatch.setenv("ANOMZOO_NOTEBOOK_FORMATS", "saved_model")
     monkeypatch.setenv("ANOMZOO_NOTEBOOK_OUT", str(tmp_path / "out"))

@@ -24,7 +24,7 @@ from anomzoo.cli import main
 from anomzoo.data import DatasetError, load_dataset, load_mvtec
 from anomzoo.models import build_model, loading
 
-TINY_TRAIN = ["train", "sagan", "--preset", "tiny", "--batch-size", "32"]
+TINY_TRAIN = ["train", "sagan", "--config", "tiny", "--batch-size", "32"]
 
 
 def _error(capsys):
@@ -99,7 +99,7 @@ def test_a_foreign_non_empty_directory_is_refused(tmp_path, capsys):
 
 def test_an_unfinished_run_of_another_command_is_not_continued(tmp_path, capsys):
     run = tmp_path / "run"
-    rundir.open_run_dir(run, runs.train_request("sagan", epochs=3, preset="tiny", batch_size=32))
+    rundir.open_run_dir(run, runs.train_request("sagan", epochs=3, config="tiny", batch_size=32))
     assert main([*TINY_TRAIN, "--epochs", "5", "--out", str(run)]) == 2
     assert "epochs: 3 there, 5 now" in _error(capsys)
 
@@ -197,7 +197,7 @@ def test_training_resumed_in_a_new_model_equals_an_uninterrupted_one(name, optio
 @pytest.mark.parametrize("name, options", [("sagan", {}), ("anoseg", {}), ("attention_adgan", {}), ("cavga", {}),
                                            ("sagan", {"precision": "bfloat16"})])
 def test_the_same_seed_gives_the_same_run(name, options, tmp_path):
-    run = dict(preset="tiny", epochs=2, batch_size=32, seed=5, model_options=options, verbose=0)
+    run = dict(config="tiny", epochs=2, batch_size=32, seed=5, model_options=options, verbose=0)
     first = runs.train_run(name, tmp_path / "a", **run)
     second = runs.train_run(name, tmp_path / "b", **run)
     for key in ("image_auroc", "score_threshold"):
@@ -240,7 +240,7 @@ def test_help_answers_without_importing_tensorflow():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("trust") / "run"
-    runs.train_run("sagan", run, preset="tiny", epochs=1, batch_size=32, verbose=0)
+    runs.train_run("sagan", run, config="tiny", epochs=1, batch_size=32, verbose=0)
     return run
 
 
@@ -405,14 +405,14 @@ def test_one_live_process_per_run_directory(tmp_path):
     second one (--resume would have taken it over and both would write the model); a lock whose
     process has ended is stale and taken over."""
     run = tmp_path / "run"
-    request = runs.train_request("sagan", preset="tiny", epochs=1)
+    request = runs.train_request("sagan", config="tiny", epochs=1)
     assert rundir.open_run_dir(run, request) is False
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (run / rundir.LOCK_FILE).write_text(str(holder.pid))
         assert rundir.open_run_dir(run, request) is True  # the lock file alone does not make it foreign
         with pytest.raises(rundir.RunDirectoryError, match=f"in use by process {holder.pid}"):
-            runs.train_run("sagan", run, preset="tiny", epochs=1)
+            runs.train_run("sagan", run, config="tiny", epochs=1)
     finally:
         holder.kill()
         holder.wait()
@@ -424,7 +424,7 @@ def test_one_live_process_per_run_directory(tmp_path):
 def test_weak_fraction_is_refused_for_a_model_that_reads_no_labels(tmp_path):
     """SAGAN would learn the anomalous images --weak-fraction moves into training as normal ones."""
     with pytest.raises(ValueError, match="reads no labels"):
-        runs.train_run("sagan", tmp_path / "run", preset="tiny", epochs=1, weak_fraction=0.5)
+        runs.train_run("sagan", tmp_path / "run", config="tiny", epochs=1, weak_fraction=0.5)
     assert not (tmp_path / "run").exists()
 
 
@@ -475,7 +475,7 @@ def test_a_full_disk_at_the_final_save_is_one_line_and_the_run_then_finishes(tmp
     """The final model.keras cannot be written (a full disk): one line, no model file half-written, the
     checkpoint kept; the same command then finishes the run without training again."""
     run = tmp_path / "run"
-    argv = ["train", "sagan", "--preset", "tiny", "--epochs", "1", "--batch-size", "32", "--out", str(run)]
+    argv = ["train", "sagan", "--config", "tiny", "--epochs", "1", "--batch-size", "32", "--out", str(run)]
 
     def full_disk(model, path):
         raise OSError(28, "No space left on device")

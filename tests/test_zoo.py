@@ -49,10 +49,13 @@ def test_model_class_from_preset_knows_the_zoo():
     other = next(c for c in MODELS.values() if c is not cls)
     with pytest.raises(ValueError, match=f"is a {cls.__name__}, not a {other.__name__}"):
         other.from_preset(name)
-    with pytest.raises(ValueError, match="takes no overrides"):
-        cls.from_preset(name, image_shape=(64, 64, 3))
-    with pytest.raises(ValueError, match="or a zoo entry"):
+    with pytest.raises(ValueError, match=f"trained presets: .*{name}"):
         cls.from_preset("no_such_preset")
+    # one meaning per word: a configuration is built, a preset (trained) is loaded
+    with pytest.raises(ValueError, match=r"'tiny' is a configuration.*configured\('tiny'\)"):
+        cls.from_preset("tiny")
+    with pytest.raises(ValueError, match=f"is a trained preset, loaded with {cls.__name__}.from_preset"):
+        cls.configured(name)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Same seed, same result: each registered model (tiny preset) trained one epoch a stage on 64 tire
+"""Same seed, same result: each registered model (`tiny` configuration) trained one epoch a stage on 64 tire
 images at 32 px; prints its layer count, a digest of its weights and the sum of 32 test scores.
 Run it before and after a change that should not change results, and compare the lines:
 

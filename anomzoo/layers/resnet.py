@@ -34,7 +34,7 @@ def resnet18_encoder(input_shape, filters=(64, 128, 256, 512), blocks=(2, 2, 2, 
     """A functional model: (B, H, W, C) -> (B, H/stride, W/stride, filters[-1]).
 
     filters / blocks: per stage; ResNet-18 is (64, 128, 256, 512) / (2, 2, 2, 2). Narrower or
-    shallower settings give the same structure at a lower cost (the zoo's `tiny` presets).
+    shallower settings give the same structure at a lower cost (the zoo's `tiny` configurations).
     stride: 32 is ResNet-18's; 16 drops the stem's max pooling and 8 also its stride, as ResNets
     for small images do, so that small inputs keep a feature map larger than 1x1 or 2x2.
     """

@@ -1,4 +1,4 @@
-"""The zoo's models by registry name. `build_model("anoseg", preset="paper")`."""
+"""The zoo's models by registry name. `build_model("anoseg", "paper")`."""
 
 from anomzoo.models.anoseg import AnoSeg
 from anomzoo.models.attention_adgan import AttentionADGAN
@@ -21,9 +21,9 @@ def canonical_name(name):
     return key
 
 
-def build_model(name, preset="paper", **overrides):
-    """A fresh model of the registry `name` from its `preset`, with `overrides` on top."""
-    return MODELS[canonical_name(name)].from_preset(preset, **overrides)
+def build_model(name, config="paper", **overrides):
+    """A fresh model of the registry `name` in its named configuration `config`, with `overrides` on top."""
+    return MODELS[canonical_name(name)].configured(config, **overrides)
 
 
 __all__ = ["ALIASES", "MODELS", "AnoSeg", "AnomalyModel", "AttentionADGAN", "CAVGA", "SkipAttentionGAN", "Stage",

@@ -115,13 +115,13 @@ class AnomalyModel(keras.Model):
     A model declares its options once, as its constructor's keyword arguments, checks the ones
     that need more than `check_numbers`, and passes `config=self.options(locals())` to
     `super().__init__`: every option is then an attribute, `get_config` / `from_config` and `.keras`
-    files work without further code. `presets` maps {name: {"config": {...}, "metadata": {...}}}
-    for `from_preset`.
+    files work without further code. `configs` maps {name: {"config": {...}, "metadata": {...}}}
+    for `configured` (trained models from the zoo are presets: `from_preset`).
     """
 
     stages: tuple = ()
-    presets: dict = {}
-    #: ((largest image side or None, {"preset", "epochs", "selection"}), ...): what the zoo's results
+    configs: dict = {}
+    #: ((largest image side or None, {"config", "epochs", "selection"}), ...): what the zoo's results
     #: recommend training at each size, the first entry whose side fits (see `recommended`).
     recommendations: tuple = ()
 
@@ -169,42 +169,52 @@ class AnomalyModel(keras.Model):
         selection: a model that makes its own synthetic anomalies has the selection set made the same way."""
         return {}
 
-    # -- presets --------------------------------------------------------------------------------
+    # -- configurations and presets ----------------------------------------------------------
+    # A configuration is a named set of options (`configs`, built by `configured` / `build_model`);
+    # a preset is a trained model in the zoo (`from_preset`), as keras-hub's presets carry weights.
 
     @classmethod
     def recommended(cls, image_side):
-        """{"preset", "epochs", "selection"}: the configuration recommended for images of this side
-        (a model that recommends nothing: its `paper` preset, 30 epochs, the last epoch)."""
-        for largest, configuration in cls.recommendations:
+        """{"config", "epochs", "selection"}: what the zoo's results recommend training for images of
+        this side (a model that recommends nothing: its `paper` configuration, 30 epochs, the last epoch)."""
+        for largest, recommendation in cls.recommendations:
             if largest is None or image_side <= largest:
-                return dict(configuration)
-        return {"preset": "paper", "epochs": 30, "selection": "last"}
+                return dict(recommendation)
+        return {"config": "paper", "epochs": 30, "selection": "last"}
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Build a named configuration, e.g. `AnoSeg.from_preset("paper")`, with `overrides` on top;
-        or load a trained model from the zoo, e.g. `SkipAttentionGAN.from_preset("sagan_digits0")`."""
-        if not isinstance(preset, str):
-            raise ValueError(f"preset must be a name (a str), e.g. {next(iter(cls.presets))!r}; got {preset!r}")
-        if preset not in cls.presets:
+    def configured(cls, config, **overrides):
+        """A fresh model of the named configuration, e.g. `AnoSeg.configured("lite")`, with `overrides`
+        on top."""
+        if not isinstance(config, str):
+            raise ValueError(f"config must be a name (a str), e.g. {next(iter(cls.configs))!r}; got {config!r}")
+        if config not in cls.configs:
             from anomzoo import zoo
 
-            if zoo.is_entry(preset):
-                if overrides:
-                    raise ValueError(f"zoo entry {preset!r} is a trained model, not a configuration: it takes "
-                                     f"no overrides ({sorted(overrides)}), and training from it (fine-tuning) is "
-                                     f"not supported; configurations of {cls.__name__}: {sorted(cls.presets)}")
-                # this class being in use, anomzoo.models (every class Keras must know) is imported
-                model = keras.models.load_model(zoo.fetch(preset), safe_mode=True)
-                if not isinstance(model, cls):
-                    raise ValueError(f"zoo entry {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
-                return model
-            from anomzoo.models import MODELS
+            hint = (f"; {config!r} is a trained preset, loaded with {cls.__name__}.from_preset({config!r}) "
+                    "(training from it is not supported)" if zoo.is_entry(config) else "")
+            raise ValueError(f"unknown {cls.__name__} config {config!r}; expected one of {sorted(cls.configs)}{hint}")
+        return cls(**{**cls.configs[config]["config"], **overrides})
 
+    @classmethod
+    def from_preset(cls, preset):
+        """A trained model from the zoo by preset name, e.g. `SkipAttentionGAN.from_preset("sagan_digits0")`
+        (`anomzoo zoo list` shows them)."""
+        from anomzoo import zoo
+        from anomzoo.models import MODELS
+
+        if isinstance(preset, str) and preset in cls.configs and not zoo.is_entry(preset):
+            raise ValueError(f"{preset!r} is a configuration of {cls.__name__}, not a trained preset: build it "
+                             f"with {cls.__name__}.configured({preset!r}) or build_model(name, {preset!r})")
+        if not isinstance(preset, str) or not zoo.is_entry(preset):
             entries = [n for n, e in zoo.ENTRIES.items() if MODELS.get(e["model"]) is cls]
-            raise ValueError(f"unknown {cls.__name__} preset {preset!r}; expected one of {sorted(cls.presets)}"
-                             + (f" or a zoo entry ({', '.join(sorted(entries))})" if entries else ""))
-        return cls(**{**cls.presets[preset]["config"], **overrides})
+            raise ValueError(f"unknown {cls.__name__} preset {preset!r}; trained presets: "
+                             f"{', '.join(sorted(entries)) or 'none yet'}")
+        # this class being in use, anomzoo.models (every class Keras must know) is imported
+        model = keras.models.load_model(zoo.fetch(preset), safe_mode=True)
+        if not isinstance(model, cls):
+            raise ValueError(f"zoo preset {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     # -- stages ---------------------------------------------------------------------------------
 

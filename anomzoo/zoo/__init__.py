@@ -3,7 +3,7 @@
     anomzoo zoo list                       # entries, what they were trained on, their metrics
     model = anomzoo.from_preset("sagan_digits0")          # or SkipAttentionGAN.from_preset(...)
 
-Each entry (`entries.json`) names its model, preset, dataset and protocol, image size, the metrics
+Each entry (`entries.json`) names its model, configuration (key `preset`), dataset and protocol, image size, the metrics
 its weights give (re-computed from the shipped file and checked by the tests), the thresholds
 chosen on normal validation images, where the weights live and their sha256. A location is
 `package:<path>` (inside this folder: weights small enough to ship), a local path, or an http(s)

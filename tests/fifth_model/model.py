@@ -17,7 +17,7 @@ _CONFIG = {"image_shape": (32, 32, 3), "filters": 8, "w_rec": 10.0, "w_adv": 1.0
 @keras.saving.register_keras_serializable(package="anomzoo_tests")
 class Throwaway(AnomalyModel):
     stages = (Stage("train", {"g": ("autoencoder",), "d": ("discriminator",)}),)
-    presets = {name: {"config": dict(_CONFIG),
+    configs = {name: {"config": dict(_CONFIG),
                       "metadata": {"paper": "none", "image_size": 32, "parameters": 19_851,
                                    "description": "a throwaway test model"}}
                for name in ("paper", "tiny")}

@@ -1,4 +1,4 @@
 from anomzoo.models.anoseg.model import AnoSeg
-from anomzoo.models.anoseg.presets import PRESETS
+from anomzoo.models.anoseg.configs import CONFIGS
 
-__all__ = ["AnoSeg", "PRESETS"]
+__all__ = ["AnoSeg", "CONFIGS"]

@@ -35,7 +35,7 @@ from keras import ops
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
-from anomzoo.models.attention_adgan.presets import PRESETS, RECOMMENDED
+from anomzoo.models.attention_adgan.configs import CONFIGS, RECOMMENDED
 from anomzoo.layers import dcgan
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, decode_sample,
                                  discriminate, gan_terms, gaussian_kl, mean_over_pixels, sample_gaussian,
@@ -65,7 +65,7 @@ class AttentionADGAN(AnomalyModel):
     "discriminator", the attention network's reconstruction error or discriminator output).
     """
 
-    presets = PRESETS
+    configs = CONFIGS
     recommendations = RECOMMENDED
     stage_fractions = (0.5, 0.5)
 

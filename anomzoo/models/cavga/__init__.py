@@ -1,4 +1,4 @@
 from anomzoo.models.cavga.model import CAVGA
-from anomzoo.models.cavga.presets import PRESETS
+from anomzoo.models.cavga.configs import CONFIGS
 
-__all__ = ["CAVGA", "PRESETS"]
+__all__ = ["CAVGA", "CONFIGS"]

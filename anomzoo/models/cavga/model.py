@@ -29,7 +29,7 @@ from anomzoo.layers import dcgan, gradcam
 from anomzoo.models.base import (AnomalyModel, Stage, check_image_shape_form, decode_sample, gan_terms, gaussian_kl,
                                  mean_over_pixels, sample_gaussian, sum_over_pixels)
 from anomzoo.models.cavga import networks
-from anomzoo.models.cavga.presets import PRESETS, RECOMMENDED
+from anomzoo.models.cavga.configs import CONFIGS, RECOMMENDED
 from anomzoo.optimizers import FusedAdam
 
 
@@ -49,7 +49,7 @@ class CAVGA(AnomalyModel):
     rotations; decay_epochs sets the x0.1 period (0: constant).
     """
 
-    presets = PRESETS
+    configs = CONFIGS
     recommendations = RECOMMENDED
     stages = (Stage("train", {"g": ("encoder", "latent", "decoder"), "d": ("discriminator",)}),)
 

@@ -7,7 +7,7 @@ channel), by this generator and discriminator with three quirks that only the nu
 - each CBAM's shared channel MLP is counted twice, as a per-call counter (torchsummary) does,
   because the MLP is applied to the average- and the max-pooled descriptor;
 - the total is generator + discriminator (3-channel 32x32 input, latent 100).
-The zoo's "paper" preset is the same network with CIFAR-10's 3 input and 3 output channels.
+The zoo's "paper" configuration is the same network with CIFAR-10's 3 input and 3 output channels.
 """
 
 import math

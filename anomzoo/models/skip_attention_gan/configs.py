@@ -3,7 +3,7 @@
 PAPER = "Liu et al., SAGAN: Skip-Attention GAN for Anomaly Detection, ICIP 2021"
 _LOSSES = {"w_con": 40.0, "w_lat": 1.0, "w_adv": 1.0, "score_weight": 0.2, "learning_rate": 2e-3}
 
-PRESETS = {
+CONFIGS = {
     "paper": {
         "config": {"image_shape": (32, 32, 3), "base_filters": 64, "depth": 4, "separable": True,
                    "discriminator_filters": 64, **_LOSSES},
@@ -27,7 +27,7 @@ PRESETS = {
 }
 
 
-#: What `anomzoo train sagan` trains when no preset, epochs or selection is given: (largest image
+#: What `anomzoo train sagan` trains when no config, epochs or selection is given: (largest image
 #: side, configuration), the first that fits: the paper's networks, 30 epochs (as its zoo entry
 #: sagan_digits0 was trained), the last epoch.
-RECOMMENDED = ((None, {"preset": "paper", "epochs": 30, "selection": "last"}),)
+RECOMMENDED = ((None, {"config": "paper", "epochs": 30, "selection": "last"}),)

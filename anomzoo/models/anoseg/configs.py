@@ -9,7 +9,7 @@ PAPER = "Song, Kong et al., AnoSeg: Anomaly Segmentation Network Using Self-Supe
 _LOSSES = {"w_seg": 1.0, "w_re": 1.0, "w_adv": 0.01, "w_det_adv": 1.0, "w_det_fea": 1.0, "w_det_rec": 10.0,
            "w_det_cls": 1.0, "score_alpha": 1.0, "score_beta": 0.1, "learning_rate": 1e-4}
 
-PRESETS = {
+CONFIGS = {
     "paper": {
         "config": {"image_shape": (256, 256, 3), **_LOSSES},
         "metadata": {"paper": PAPER, "image_size": 256, "parameters": 77_707_849,
@@ -40,8 +40,8 @@ PRESETS = {
 }
 
 
-#: What `anomzoo train anoseg` trains when no preset, epochs or selection is given: (largest image
+#: What `anomzoo train anoseg` trains when no config, epochs or selection is given: (largest image
 #: side, configuration), the first that fits. `lite` 12 + 3 epochs, selected on synthetic anomalies,
 #: is the tire benchmark's configuration at 64-128 px; Table 6's `paper` above.
-RECOMMENDED = ((128, {"preset": "lite", "epochs": [12, 3], "selection": "val_syn_auroc"}),
-               (None, {"preset": "paper", "epochs": [12, 3], "selection": "val_syn_auroc"}))
+RECOMMENDED = ((128, {"config": "lite", "epochs": [12, 3], "selection": "val_syn_auroc"}),
+               (None, {"config": "paper", "epochs": [12, 3], "selection": "val_syn_auroc"}))

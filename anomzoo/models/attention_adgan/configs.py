@@ -14,7 +14,7 @@ _WIDTHS = {"encoder_filters": (64, 128, 256, 512), "encoder_blocks": (2, 2, 2, 2
            "decoder_filters": (256, 128, 64, 64), "path_filters": (64, 32), "discriminator_filters": 64,
            "discriminator_latent": 100, "feature_filters": (64, 64), "adgan_decoder_filters": (256, 128, 64)}
 
-PRESETS = {
+CONFIGS = {
     "paper": {
         "config": {"image_shape": (256, 256, 3), "encoder": "resnet18_hub", "encoder_stride": 32, **_WIDTHS,
                    **_LOSSES},
@@ -43,8 +43,8 @@ PRESETS = {
 }
 
 
-#: What `anomzoo train attention_adgan` trains when no preset, epochs or selection is given: (largest
-#: image side, configuration), the first that fits. The cifar10 preset (the zoo's ResNet-18 at stride 8),
+#: What `anomzoo train attention_adgan` trains when no config, epochs or selection is given: (largest
+#: image side, configuration), the first that fits. The cifar10 configuration (the zoo's ResNet-18 at stride 8),
 #: 5 + 5 epochs up to 64 px, as the tire benchmark ran it; the paper's keras-hub networks above.
-RECOMMENDED = ((64, {"preset": "cifar10", "epochs": [5, 5], "selection": "last"}),
-               (None, {"preset": "paper", "epochs": [5, 5], "selection": "val_syn_auroc"}))
+RECOMMENDED = ((64, {"config": "cifar10", "epochs": [5, 5], "selection": "last"}),
+               (None, {"config": "paper", "epochs": [5, 5], "selection": "val_syn_auroc"}))

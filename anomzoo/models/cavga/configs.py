@@ -12,7 +12,7 @@ _R = {"image_shape": (256, 256, 3), "encoder": "resnet18_hub", "latent_channels"
 _D = {"image_shape": (32, 32, 3), "encoder": "dcgan", "encoder_filters": (64, 128, 256), "latent_channels": 1,
       "decoder": "dcgan", "decoder_filters": (128, 64), "discriminator_filters": 64, **_LOSSES}
 
-PRESETS = {
+CONFIGS = {
     "paper": {
         "config": _R,
         "metadata": {"paper": PAPER, "image_size": 256, "parameters": 69_773_255,
@@ -49,9 +49,9 @@ PRESETS = {
 }
 
 
-#: What `anomzoo train cavga` trains when no preset, epochs or selection is given: (largest image
+#: What `anomzoo train cavga` trains when no config, epochs or selection is given: (largest image
 #: side, configuration), the first that fits. At 32 px CAVGA-D_u with the 4x4x1 z beat the no-learning
 #: floor on one-class MNIST at 15 epochs (benchmarks/results/cavga_mnist.md); 15 epochs are the first
 #: half of the paper's constant-rate phase. Above 64 px, CAVGA-R (keras-hub ResNet-18).
-RECOMMENDED = ((64, {"preset": "paper_d", "epochs": 15, "selection": "last"}),
-               (None, {"preset": "paper", "epochs": 30, "selection": "last"}))
+RECOMMENDED = ((64, {"config": "paper_d", "epochs": 15, "selection": "last"}),
+               (None, {"config": "paper", "epochs": 30, "selection": "last"}))
