@@ -32,6 +32,8 @@ ROWS = [
      "image_auroc", 0.737),
     ("Attention network + ADGAN, CIFAR-10 one-class (partial: 2 classes)", "attention_adgan_cifar10_oneclass",
      "cifar10+precision=bfloat16/e1-1/last", "image_auroc", 0.823),
+    ("SAGAN, CIFAR-10 one-class (sanity row: airplane, 15 epochs)", "sagan_cifar10_oneclass",
+     "paper+precision=bfloat16/e15/last", "image_auroc", None),
     ("CAVGA-R_u, tire 64 px: pixel AUROC inside the tire", "cavga_tire", "paper+precision=bfloat16/e10/last",
      "pixel_auroc_object", None),
     ("SAGAN, tire 64 px: pixel AUROC inside the tire", "sagan_tire", "paper+precision=bfloat16/e10/last",
