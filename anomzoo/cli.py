@@ -111,13 +111,13 @@ def training_configuration(args, image_side):
 
 
 def _recommendations():
-    """{registry name: RECOMMENDED} read from each model folder's configs.py (plain constants) without
+    """{registry name: RECOMMENDED} read from each model folder's presets.py (plain constants) without
     importing the models, so that --help answers without loading TensorFlow."""
     import importlib.util
 
     found = {}
-    for path in sorted((pathlib.Path(__file__).parent / "models").glob("*/configs.py")):
-        spec = importlib.util.spec_from_file_location(f"_anomzoo_configs_{path.parent.name}", path)
+    for path in sorted((pathlib.Path(__file__).parent / "models").glob("*/presets.py")):
+        spec = importlib.util.spec_from_file_location(f"_anomzoo_presets_{path.parent.name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         found[path.parent.name] = getattr(module, "RECOMMENDED", ())

@@ -1,4 +1,4 @@
 from anomzoo.models.anoseg.model import AnoSeg
-from anomzoo.models.anoseg.configs import CONFIGS
+from anomzoo.models.anoseg.presets import CONFIGS
 
 __all__ = ["AnoSeg", "CONFIGS"]

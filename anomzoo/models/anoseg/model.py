@@ -20,7 +20,7 @@ from keras import ops
 
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.models.anoseg import networks
-from anomzoo.models.anoseg.configs import CONFIGS, RECOMMENDED
+from anomzoo.models.anoseg.presets import CONFIGS, RECOMMENDED
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, discriminate,
                                  gan_terms, masked_mean_per_image, mean_over_pixels)
 from anomzoo.optimizers import FusedAdam

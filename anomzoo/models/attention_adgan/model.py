@@ -35,7 +35,7 @@ from keras import ops
 from anomzoo.augment import AnomalySynthesizer
 from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
-from anomzoo.models.attention_adgan.configs import CONFIGS, RECOMMENDED
+from anomzoo.models.attention_adgan.presets import CONFIGS, RECOMMENDED
 from anomzoo.layers import dcgan
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, decode_sample,
                                  discriminate, gan_terms, gaussian_kl, mean_over_pixels, sample_gaussian,

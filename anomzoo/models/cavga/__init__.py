@@ -1,4 +1,4 @@
 from anomzoo.models.cavga.model import CAVGA
-from anomzoo.models.cavga.configs import CONFIGS
+from anomzoo.models.cavga.presets import CONFIGS
 
 __all__ = ["CAVGA", "CONFIGS"]

@@ -29,7 +29,7 @@ from anomzoo.layers import dcgan, gradcam
 from anomzoo.models.base import (AnomalyModel, Stage, check_image_shape_form, decode_sample, gan_terms, gaussian_kl,
                                  mean_over_pixels, sample_gaussian, sum_over_pixels)
 from anomzoo.models.cavga import networks
-from anomzoo.models.cavga.configs import CONFIGS, RECOMMENDED
+from anomzoo.models.cavga.presets import CONFIGS, RECOMMENDED
 from anomzoo.optimizers import FusedAdam
 
 

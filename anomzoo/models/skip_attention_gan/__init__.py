@@ -1,4 +1,4 @@
 from anomzoo.models.skip_attention_gan.model import SkipAttentionGAN
-from anomzoo.models.skip_attention_gan.configs import CONFIGS
+from anomzoo.models.skip_attention_gan.presets import CONFIGS
 
 __all__ = ["SkipAttentionGAN", "CONFIGS"]

@@ -16,7 +16,7 @@ from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, chec
                                  mean_over_pixels)
 from anomzoo.models.schedules import ConstantThenLinearDecay
 from anomzoo.models.skip_attention_gan.generator import skip_attention_generator
-from anomzoo.models.skip_attention_gan.configs import CONFIGS, RECOMMENDED
+from anomzoo.models.skip_attention_gan.presets import CONFIGS, RECOMMENDED
 from anomzoo.optimizers import FusedAdam
 
 
