@@ -138,6 +138,9 @@ def test_predict_writes_an_html_page_of_its_overlays(tiny_model, tire_root, tmp_
     page = (tmp_path / "p" / "report.html").read_text()
     assert "<b>broken" not in page and "&lt;b&gt;broken" in page  # file names are escaped
     browser.get((tmp_path / "p" / "report.html").as_uri())
+    # The page loads its overlays lazily (a folder can hold thousands): load them all, then wait.
+    browser.execute_script("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
+    wait_for(browser, "return Array.from(document.images).every(i => i.complete)")
     assert all_images_drawn(browser) == 3  # the overlays beside the page
     assert "unreadable" in browser.find_element("tag name", "body").text
 
