@@ -36,7 +36,7 @@ from anomzoo.augment import AnomalySynthesizer
 from anomzoo.augment.synth import OPERATIONS
 from anomzoo.models.attention_adgan import networks
 from anomzoo.models.attention_adgan.presets import CONFIGS, RECOMMENDED
-from anomzoo.layers import dcgan
+from anomzoo.layers import dcgan, pretrained
 from anomzoo.models.base import (AnomalyModel, Stage, binary_cross_entropy, check_image_shape_form, decode_sample,
                                  discriminate, gan_terms, gaussian_kl, mean_over_pixels, sample_gaussian,
                                  sum_over_pixels)
@@ -55,8 +55,10 @@ class AttentionADGAN(AnomalyModel):
     "discriminator_score" (-logit of the attention network's D on concat(x, A_Gen)), and with ADGAN
     "adgan_score" (-logit of ADGAN's D on F_Nor)}.
 
-    encoder: "resnet18_hub" (keras-hub ResNet-18, `backbone_preset="resnet_18_imagenet"` online),
-    "resnet18" (the zoo's own, any stride) or "dcgan", as CAVGA's. ADGAN's encoder has the same
+    encoder: "resnet18_hub" (keras-hub ResNet-18), "resnet18" (the zoo's own, any stride) or "dcgan",
+    as CAVGA's; backbone_weights, as CAVGA's (encoder="resnet18_hub"): None (random initialisation),
+    "imagenet" (keras-hub's `resnet_18_imagenet`, as the paper starts) or a local keras-hub preset
+    folder; a saved model holds the weights, and loading it fetches nothing. ADGAN's encoder has the same
     layout on F_Nor's channels (the zoo's ResNet-18 where the attention network uses keras-hub's:
     ImageNet weights do not fit a feature-map input).
     Ablation switches: `operations` (Table 1: a subset of rotation / perm / color_jitter),
@@ -76,7 +78,7 @@ class AttentionADGAN(AnomalyModel):
         encoder_filters=(64, 128, 256, 512),
         encoder_blocks=(2, 2, 2, 2),
         encoder_stride=32,
-        backbone_preset=None,
+        backbone_weights=None,
         latent_channels=512,
         decoder_filters=(256, 128, 64, 64),
         path_filters=(64, 32),
@@ -104,6 +106,7 @@ class AttentionADGAN(AnomalyModel):
     ):
         image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
+        backbone_weights = cavga_networks.backbone_weights_option(backbone_weights, kwargs, type(self).__name__)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         if score.startswith("adgan") and not adgan:
@@ -117,7 +120,7 @@ class AttentionADGAN(AnomalyModel):
         # Stage 1: the attention network.
         # CAVGA's encoder and latent heads, unchanged (the generator is CAVGA's adversarial VAE).
         self.encoder = cavga_networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
-                                              backbone_preset)
+                                              backbone_weights)
         feature_shape = tuple(self.encoder.output.shape[1:])
         self.latent = cavga_networks.latent(feature_shape, latent_channels)
         self.decoder = networks.two_head_decoder((*feature_shape[:2], latent_channels), channels, decoder_filters,
@@ -156,6 +159,12 @@ class AttentionADGAN(AnomalyModel):
             raise ValueError(f"the attention network needs square images whose side is a multiple of the "
                              f"encoder's stride: image {self.image_shape}, features {feature_shape}")
         return networks.upsampling_strides(side // feature_shape[0], count)
+
+    @classmethod
+    def from_config(cls, config):
+        # As CAVGA's: the weights come from the file being loaded, not from `backbone_weights` again.
+        with pretrained.weights_from_file():
+            return super().from_config(config)
 
     def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         """Adam(learning_rate, 0.5, 0.999) for every player, constant (the paper gives no optimizer

@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from anomzoo.layers import dcgan, gradcam
+from anomzoo.layers import dcgan, gradcam, pretrained
 from anomzoo.models.base import (AnomalyModel, Stage, check_image_shape_form, decode_sample, gan_terms, gaussian_kl,
                                  mean_over_pixels, sample_gaussian, sum_over_pixels)
 from anomzoo.models.cavga import networks
@@ -43,6 +43,10 @@ class CAVGA(AnomalyModel):
 
     encoder: "resnet18_hub" (CAVGA-R, keras-hub), "resnet18" (CAVGA-R, the zoo's ResNet-18) or
     "dcgan" (CAVGA-D); decoder: "residual" (Table 9) or "dcgan".
+    backbone_weights (encoder="resnet18_hub"): None (random initialisation), "imagenet" (keras-hub's
+    `resnet_18_imagenet`, as the paper starts: the internet or KaggleHub's cache) or a local keras-hub
+    preset folder (`anomzoo.layers.pretrained`); the images are then normalised as ImageNet's were.
+    A saved model holds the weights: loading it fetches nothing.
     Ablation switches (Table 8): attention_loss (L_ae / L_cga), flat_latent (a dense z of that size
     instead of the convolutional z), adversarial (L_adv). loss_reduction="mean" takes Eq. 1 as
     per-pixel / per-unit means (the zoo's old reading); augment adds A.1's random centre crops and
@@ -60,7 +64,7 @@ class CAVGA(AnomalyModel):
         encoder_filters=(64, 128, 256, 512),
         encoder_blocks=(2, 2, 2, 2),
         encoder_stride=32,
-        backbone_preset=None,
+        backbone_weights=None,
         latent_channels=512,
         flat_latent=None,
         decoder="residual",
@@ -82,6 +86,7 @@ class CAVGA(AnomalyModel):
     ):
         image_shape = check_image_shape_form(image_shape, type(self).__name__)
         dcgan.check_image_shape(image_shape, type(self).__name__)
+        backbone_weights = networks.backbone_weights_option(backbone_weights, kwargs, type(self).__name__)
         if decoder not in ("residual", "dcgan"):
             raise ValueError(f"decoder must be 'residual' or 'dcgan', got {decoder!r}")
         if loss_reduction not in ("sum", "mean"):
@@ -89,7 +94,7 @@ class CAVGA(AnomalyModel):
                              f"got {loss_reduction!r}")
         super().__init__(config=self.options(locals()), **kwargs)
         self.encoder = networks.encoder(image_shape, encoder, encoder_filters, encoder_blocks, encoder_stride,
-                                        backbone_preset)
+                                        backbone_weights)
         feature_shape = tuple(self.encoder.output.shape[1:])
         side = feature_shape[0] * 2 ** (len(decoder_filters) + 1)
         if feature_shape[0] != feature_shape[1] or side != image_shape[0] or image_shape[0] != image_shape[1]:
@@ -115,6 +120,13 @@ class CAVGA(AnomalyModel):
             self.stages = (Stage("train", {"g": ("encoder", "latent", "decoder", "classifier"),
                                            "d": ("discriminator",)}),)
         self.build((None, *image_shape))
+
+    @classmethod
+    def from_config(cls, config):
+        # The weights come from the file being loaded (or the caller's set_weights), not from
+        # `backbone_weights` again: a saved pretrained model loads offline, without its preset.
+        with pretrained.weights_from_file():
+            return super().from_config(config)
 
     def default_optimizers(self, stage_steps=None, steps_per_epoch=None):
         """Adam at 1e-4 for G and for D, divided by 10 every `decay_epochs` epochs (AVAGA A.1: every

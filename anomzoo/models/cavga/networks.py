@@ -1,8 +1,9 @@
 """CAVGA's networks (Venkataramanan et al., ECCV 2020; layer table: Table 9 of the AVAGA version).
 
 - encoder: image -> the last feature map F, where Grad-CAM is taken. "resnet18_hub" is keras-hub's
-  `ResNetBackbone` configured as ResNet-18 (CAVGA-R; `resnet_18_imagenet` weights with
-  `backbone_preset`, online only), "resnet18" the zoo's own ResNet-18 (same layout, any stride),
+  `ResNetBackbone` configured as ResNet-18 (CAVGA-R; random initialisation, or ImageNet weights with
+  `backbone_weights`: "imagenet" or a local preset folder, `anomzoo.layers.pretrained`), "resnet18"
+  the zoo's own ResNet-18 (same layout, any stride),
   "dcgan" the DCGAN discriminator's convolutions (CAVGA-D);
 - latent: F -> {"mu", "log_var"}: two 1x1 convs (Table 9, layers 20-21; convolutional z), or two
   dense layers on flatten(F) (the "flat z" ablation, Table 8);
@@ -15,7 +16,7 @@ import math
 
 import keras
 
-from anomzoo.layers import BN_MOMENTUM
+from anomzoo.layers import BN_MOMENTUM, pretrained
 from anomzoo.layers import nn as layers
 from anomzoo.layers.resnet import resnet18_encoder
 
@@ -25,12 +26,15 @@ ENCODERS = ("resnet18_hub", "resnet18", "dcgan")
 HUB_RESNET18 = dict(input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
                     stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2],
                     block_type="basic_block", use_pre_activation=False)
+#: keras-hub's preset that `backbone_weights="imagenet"` loads.
+IMAGENET_PRESET = "resnet_18_imagenet"
 
 
-def hub_resnet18(image_shape, backbone_preset=None):
-    """keras-hub's ResNet-18 backbone: random weights offline, or `backbone_preset` (e.g.
-    "resnet_18_imagenet", which needs the internet). Imported here so that `import anomzoo.models`
-    does not pay for keras-hub."""
+def hub_resnet18(image_shape, backbone_weights=None):
+    """keras-hub's ResNet-18 backbone, built for `image_shape`: random weights, or those of
+    `backbone_weights` ("imagenet": keras-hub's `resnet_18_imagenet`, from Kaggle or KaggleHub's cache;
+    or a local keras-hub preset folder; see `anomzoo.layers.pretrained`). Imported here so that
+    `import anomzoo.models` does not pay for keras-hub."""
     try:
         import keras_hub
     except ImportError as error:  # an optional extra (setup.cfg: hub)
@@ -39,9 +43,10 @@ def hub_resnet18(image_shape, backbone_preset=None):
     # keras-hub builds Keras' Conv2D and BatchNormalization by name: have it build the zoo's (the
     # same layers, with the faster kernel gradient on ResNet's last small maps and the fused BatchNorm).
     with layers.keras_names_build_these():
-        if backbone_preset:
-            return keras_hub.models.ResNetBackbone.from_preset(backbone_preset, image_shape=tuple(image_shape))
-        return keras_hub.models.ResNetBackbone(**HUB_RESNET18, image_shape=tuple(image_shape))
+        backbone = keras_hub.models.ResNetBackbone(**HUB_RESNET18, image_shape=tuple(image_shape))
+    # The same network with or without weights: only the weights are loaded into it.
+    return pretrained.load(backbone, backbone_weights, backbone_class=keras_hub.models.ResNetBackbone,
+                           expected=HUB_RESNET18, imagenet_preset=IMAGENET_PRESET, description="ResNet-18")
 
 
 def _dcgan_encoder(image_shape, filters, name):
@@ -55,10 +60,14 @@ def _dcgan_encoder(image_shape, filters, name):
     return keras.Model(inputs, x, name=name)
 
 
-def encoder(image_shape, kind, filters, blocks, stride, backbone_preset=None, name="encoder"):
-    """image -> F (B, H/stride, W/stride, C), ending in a ReLU (Table 9, layer 19)."""
+def encoder(image_shape, kind, filters, blocks, stride, backbone_weights=None, name="encoder"):
+    """image -> F (B, H/stride, W/stride, C), ending in a ReLU (Table 9, layer 19). With
+    `backbone_weights` (keras-hub's ResNet-18 only), the images are first normalised as ImageNet's were."""
     if kind not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, got {kind!r}")
+    if backbone_weights is not None and kind != "resnet18_hub":
+        raise ValueError(f"backbone_weights={backbone_weights!r} loads keras-hub ResNet-18 weights: it needs "
+                         f"encoder='resnet18_hub', got encoder={kind!r}")
     if kind == "dcgan":
         return _dcgan_encoder(image_shape, filters, name)
     if kind == "resnet18":
@@ -66,9 +75,27 @@ def encoder(image_shape, kind, filters, blocks, stride, backbone_preset=None, na
     if stride != 32:
         raise ValueError(f"keras-hub's ResNet-18 has stride 32, got encoder_stride={stride}; "
                          "use encoder='resnet18' for another stride")
+    if backbone_weights is not None and image_shape[-1] not in (1, 3):
+        raise ValueError(f"ImageNet weights take RGB images (or grey ones, by the first kernel summed over the "
+                         f"colours), not {image_shape[-1]} channels: use backbone_weights=None")
     inputs = keras.Input(image_shape, name="image")
-    features = hub_resnet18(image_shape, backbone_preset)(inputs)
+    x = inputs
+    if backbone_weights is not None:
+        x = pretrained.imagenet_normalization(image_shape[-1])(x)
+    features = hub_resnet18(image_shape, backbone_weights)(x)
     return keras.Model(inputs, layers.ReLU(name="relu")(features), name=name)
+
+
+def backbone_weights_option(backbone_weights, kwargs, owner):
+    """`backbone_weights` checked (`pretrained.check_option`), taking over `backbone_preset`, the
+    option's earlier name, from `kwargs` (which files saved before it still carry): None stays None,
+    keras-hub's "resnet_18_imagenet" is "imagenet", a folder stays a folder."""
+    legacy = kwargs.pop("backbone_preset", None)
+    if legacy is not None:
+        if backbone_weights is not None:
+            raise ValueError(f"{owner}: give backbone_weights only (backbone_preset is its old name)")
+        backbone_weights = pretrained.IMAGENET if legacy == IMAGENET_PRESET else legacy
+    return pretrained.check_option(backbone_weights, owner)
 
 
 def latent(feature_shape, channels, flat_dim=None, name="latent"):
