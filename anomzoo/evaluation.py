@@ -61,13 +61,17 @@ def as_float_images(images):
 def object_region(train_images):
     """(H, W) bool: the pixels where the object lies in at least half of the normal TRAINING images
     (no test image), at the size of the images. Pixel metrics restricted to it judge a map on the
-    object: on the tire a map that only marks the tire scores a pixel AUROC of 0.91 over all pixels."""
+    object: on the tire a map that only marks the tire scores a pixel AUROC of 0.91 over all pixels.
+    `train_images`: an array, a `Split`, or a `StreamedSplit`, whose images are streamed (counted in
+    chunks: at most `anomzoo.data.streaming.STATISTICS_CAP` of them, evenly spaced)."""
     from anomzoo.augment.foreground import foreground_mask  # keras ops: imported when needed
+    from anomzoo.data import normal_batches
 
-    images = as_float_images(train_images)
-    masks = np.concatenate([np.asarray(foreground_mask(images[i:i + 64], OBJECT_THRESHOLD))
-                            for i in range(0, len(images), 64)])
-    return masks.mean(axis=0) >= OBJECT_SHARE
+    found, count = 0, 0
+    for chunk in normal_batches(train_images, 64):
+        found = found + np.asarray(foreground_mask(as_float_images(chunk), OBJECT_THRESHOLD)).sum(axis=0)
+        count += len(chunk)
+    return found / count >= OBJECT_SHARE
 
 
 def evaluate_model(model, dataset, batch_size=64):
@@ -89,7 +93,7 @@ def evaluate_model(model, dataset, batch_size=64):
         maps=test["anomaly_map"] if dataset.test.masks is not None else None,
         threshold=threshold,
         map_threshold=map_threshold,
-        region=object_region(dataset.train.images) if dataset.test.masks is not None else None,
+        region=object_region(dataset.train) if dataset.test.masks is not None else None,
     )
     if threshold is not None:
         # Both thresholds travel with the model (exports, predict), so they are recorded.

@@ -15,7 +15,8 @@ import numpy as np
 def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: int = 0,
                   augment: Callable | None = None, drop_remainder: bool = False,
                   masks: np.ndarray | None = None, labels: np.ndarray | None = None,
-                  epochs: int | None = None, first_epoch: int = 0):
+                  epochs: int | None = None, first_epoch: int = 0, shard: tuple[int, int] = (1, 0),
+                  whole_batches_of: int | None = None):
     """A batched, prefetched ``tf.data.Dataset`` of dicts over in-memory images.
 
     Parameters
@@ -35,6 +36,12 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
     drop_remainder : drop the last, smaller batch (keeps batch shapes static).
     masks : optional (N, H, W, 1) {0, 1}; yielded as float32 under "mask".
     labels : optional (N,) 0/1; yielded as int32 under "label".
+    shard, whole_batches_of : for several workers or replicas (`anomzoo.distribute`), with ``epochs``:
+        each pass is cut to a multiple of ``whole_batches_of`` (the global batch) positions, then
+        shard (count, index) keeps positions index, index + count, ... of it, before any image is
+        gathered. With ``batch_size`` = global batch / count, the shards' batches of step k together
+        hold exactly the images of the unsharded step k, and every shard has the same number of steps.
+        `anomzoo.data.streaming.StreamedSplit.pipeline` shards by the same rule.
 
     Yields
     ------
@@ -54,8 +61,7 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
     for extra, what in ((masks, "masks"), (labels, "labels")):
         if extra is not None and len(extra) != n:
             raise ValueError(f"{what} hold {len(extra)} items but images hold {n}")
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_batch_size(batch_size)
 
     arrays = {"image": tf.constant(images)}
     if masks is not None:
@@ -70,11 +76,18 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
             batch["mask"] = tf.cast(batch["mask"], tf.float32)
         return batch
 
+    shards, shard_index = check_shard(shard)
+    if epochs is None and (shards, whole_batches_of) != (1, None):
+        raise ValueError("shard and whole_batches_of apply to a pipeline of given epochs")
+
     def one_pass(epoch):
         order = tf.range(n, dtype=tf.int64)
         if shuffle:
             seeds = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
             order = tf.random.experimental.stateless_shuffle(order, seed=seeds)
+        if whole_batches_of:
+            order = order[:n // whole_batches_of * whole_batches_of]
+        order = order[shard_index::shards]
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
 
     if epochs is None:
@@ -88,18 +101,51 @@ def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: i
     # thread sleeps in periods that grow to seconds, and an iterator waits for it when it is deleted,
     # so `fit` sat idle for up to ~5 s at the end of a call or an epoch (measured: Keras' own AUTOTUNE
     # pipeline for NumPy input, 4.4 s after `on_train_end`; this one 0.4-0.9 s before, 0.00 after).
-    workers = min(4, os.cpu_count() or 1)
-    ds = ds.map(gather, num_parallel_calls=workers)
+    ds = ds.map(gather, num_parallel_calls=parallel_calls())
     if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=workers)
+        ds = ds.map(augment, num_parallel_calls=parallel_calls())
+    return prefetched(ds)
+
+
+def parallel_calls() -> int:
+    """The fixed parallelism of every map in the training pipelines (see `prefetched`)."""
+    return min(4, os.cpu_count() or 1)
+
+
+def prefetched(ds):
+    """``ds`` prefetching two batches, with tf.data's autotuning off (why: the comment in `make_pipeline`)."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(2).with_options(options)
 
 
+def check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def check_shard(shard) -> tuple[int, int]:
+    """(count, index) of a ``shard=`` argument, or a ValueError saying what is expected."""
+    try:
+        count, index = (int(v) for v in shard)
+        valid = all(float(v) == int(v) and not isinstance(v, bool) for v in shard)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be (count, index) with count >= 1 and 0 <= index < count (this worker's "
+                         f"share, order[index::count]), got {shard!r}")
+    return count, index
+
+
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     """Batches in one pass over ``n`` images (what `fit` needs with ``make_pipeline(epochs=...)``)."""
     return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
+#: the formats `decode_image_file` reads (tf.io's); the OpenCV loaders also read TIFF and WebP.
+TF_IMAGE_FORMATS = "PNG, JPEG, BMP, GIF"
 
 
 def decode_image_file(path, image_size: int, channels: int = 3):
@@ -114,13 +160,41 @@ def decode_image_file(path, image_size: int, channels: int = 3):
     Returns
     -------
     (image_size, image_size, channels) uint8 tensor, decoded, resized and converted as the OpenCV
-    loaders do (see `anomzoo.data.tf_decode`).
+    loaders do (see `anomzoo.data.tf_decode`). A file that is no PNG, JPEG, BMP or GIF stops the
+    pipeline with an InvalidArgumentError that names it.
+    """
+    import tensorflow as tf
+
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    return decode_image_bytes(tf.io.read_file(path), image_size, channels, source=path)
+
+
+def decode_image_bytes(data, image_size: int, channels: int = 3, source=""):
+    """`decode_image_file` for an image's encoded bytes (a scalar string tensor), e.g. from a TFRecord.
+
+    source : the file the bytes came from (a string or string tensor), named in the error raised,
+        inside the graph, when the bytes are not a PNG, JPEG, BMP or GIF image (an empty file, a TIFF,
+        an HTML page saved as .png). A file damaged after its header still fails in TensorFlow's
+        decoder, whose message names no file.
     """
     import tensorflow as tf
 
     from anomzoo.data import tf_decode
 
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    image = tf_decode.resize_like_loaders(tf_decode.decode_rgb(tf.io.read_file(path)), image_size)
+    check = tf.debugging.Assert(is_tf_image(data), ["cannot decode image", source,
+                                                    f"(not a {TF_IMAGE_FORMATS} file, or empty)"])
+    with tf.control_dependencies([check]):
+        image = tf_decode.resize_like_loaders(tf_decode.decode_rgb(data), image_size)
     return tf.cast(tf_decode.to_channels(image, channels), tf.uint8)
+
+
+def is_tf_image(data):
+    """Whether encoded bytes start as a PNG, JPEG, BMP or GIF file does (a bool tensor)."""
+    import tensorflow as tf
+
+    def starts(prefix):
+        return tf.equal(tf.strings.substr(data, 0, len(prefix)), prefix)
+
+    return tf.reduce_any(tf.stack([tf.io.is_jpeg(data), starts(b"\x89PNG\r\n\x1a\n"), starts(b"GIF8"),
+                                   starts(b"BM")]))

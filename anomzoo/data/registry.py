@@ -87,19 +87,21 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
                  image_size: int | None = None, channels: int | None = None,
                  data_dir: str | os.PathLike | None = None, validation_fraction: float = 0.1,
                  seed: int = 0, weak_fraction: float | None = None,
-                 labelled_validation_fraction: float | None = None):
+                 labelled_validation_fraction: float | None = None, streaming: bool = False):
     """Load a dataset under an anomaly-detection protocol.
 
     Parameters
     ----------
     name_or_path : one of ``DATASETS`` ("digits", "mnist", "fashion_mnist", "cifar10"), or the path
-        of an MVTec-layout category folder (or of an MVTec root folder, with ``category=``).
+        of an MVTec-layout category folder (or of an MVTec root folder, with ``category=``), or of a
+        TFRecord folder written by `anomzoo.data.tfrecord.write_tfrecords` (local or gs://; known by
+        its manifest).
     category : the category sub-folder, for an MVTec root folder.
     normal_class : array datasets, one-class protocol: this class (index or name) is normal.
     anomalous_class : array datasets, leave-one-class-out protocol: this class is anomalous.
         Give at most one of the two; neither means ``normal_class=0``.
     image_size : side of the square images; default 32 for the array datasets (MNIST is resized
-        28 -> 32 as in GANomaly) and 256 for MVTec folders.
+        28 -> 32 as in GANomaly), 256 for MVTec folders, the writer's for TFRecord folders.
     channels : 1 or 3; None keeps the data's own (1 for MNIST/digits, 3 for CIFAR-10, MVTec: as
         the files are).
     data_dir : folder holding ``mnist/``, ``fashion_mnist/``, ``cifar10_jpg.tar.gz`` or ``cifar10/``.
@@ -112,6 +114,9 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     labelled_validation_fraction : this seeded fraction of each test defect type (and of the good
         test images) moves out of the test split into ``labelled_validation``, with masks, for
         choosing weights on real defects (``anomzoo.data.labelled_validation``).
+    streaming : MVTec-layout and TFRecord folders: leave the training images on disk; the train
+        split is then a `StreamedSplit` (`anomzoo.data.streaming`), read batch by batch as training
+        runs, and validation and test are loaded into memory (the same images as without streaming).
 
     Returns
     -------
@@ -124,6 +129,9 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DatasetError(f"seed must be a non-negative int, got {seed!r}")
+    if streaming and weak_fraction is not None:
+        raise DatasetError("weak_fraction moves anomalous test images into the training split, which streaming "
+                           "leaves on disk: load without streaming for the weakly supervised setting")
     if weak_fraction is not None or labelled_validation_fraction is not None:
         # Both rearrange the plain protocol's splits: load it, then move images (weak labels first).
         from anomzoo.data.labelled_validation import hold_out_labelled
@@ -131,7 +139,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
 
         dataset = load_dataset(name_or_path, category=category, normal_class=normal_class,
                                anomalous_class=anomalous_class, image_size=image_size, channels=channels,
-                               data_dir=data_dir, validation_fraction=validation_fraction, seed=seed)
+                               data_dir=data_dir, validation_fraction=validation_fraction, seed=seed,
+                               streaming=streaming)
         if weak_fraction is not None:
             dataset = weakly_supervised(dataset, weak_fraction, seed)
         if labelled_validation_fraction is not None:
@@ -142,6 +151,9 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
         name = name_or_path.lower()
         if category is not None:
             raise DatasetError(f"category={category!r} applies to MVTec folders only, not to {name!r}")
+        if streaming:
+            raise DatasetError(f"streaming applies to MVTec-layout and TFRecord folders; {name} is loaded into "
+                               "memory whole (it fits): load it without streaming")
         if normal_class is not None and anomalous_class is not None:
             raise DatasetError("give normal_class (one-class protocol) or anomalous_class (leave-one-class-out), "
                                f"not both (got {normal_class!r} and {anomalous_class!r})")
@@ -160,6 +172,15 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
         return one_class(x_train, y_train, x_test, y_test, classes, 0 if normal_class is None else normal_class,
                          **common)
 
+    from anomzoo.data import tfrecord
+
+    records = tfrecord.join(name_or_path, category) if category is not None else str(name_or_path)
+    if tfrecord.is_tfrecord_folder(records) or tfrecord.is_remote(records):  # remote folders: TFRecords only
+        if normal_class is not None or anomalous_class is not None:
+            raise DatasetError(f"normal_class / anomalous_class apply to the array datasets, not to the TFRecord "
+                               f"folder {records}")
+        return tfrecord.load_tfrecord_dataset(records, image_size=image_size, channels=channels,
+                                              validation_fraction=validation_fraction, seed=seed, streaming=streaming)
     if isinstance(name_or_path, str) and os.sep not in name_or_path and "/" not in name_or_path \
             and not pathlib.Path(name_or_path).exists():
         raise DatasetError(f"unknown dataset {name_or_path!r}; expected one of {', '.join(DATASETS)} "
@@ -168,5 +189,10 @@ def load_dataset(name_or_path: str | os.PathLike, *, category: str | None = None
         raise DatasetError("normal_class / anomalous_class apply to the array datasets "
                            f"({', '.join(DATASETS)}), not to the MVTec folder {name_or_path}")
     folder = _mvtec_folder(pathlib.Path(name_or_path), category)
+    if streaming:
+        from anomzoo.data.streaming import load_mvtec_streamed
+
+        return load_mvtec_streamed(folder, image_size=DEFAULT_IMAGE_SIZE["mvtec"] if image_size is None else image_size,
+                                   channels=channels, validation_fraction=validation_fraction, seed=seed)
     return load_mvtec(folder, image_size=DEFAULT_IMAGE_SIZE["mvtec"] if image_size is None else image_size,
                       channels=channels, validation_fraction=validation_fraction, seed=seed)

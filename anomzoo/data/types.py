@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anomzoo.data.streaming import StreamedSplit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C), as `StreamedSplit.image_shape`."""
+        return tuple(int(d) for d in self.images.shape[1:])
+
     def take(self, index: np.ndarray, masks: bool = True) -> "Split":
         """The images at `index`, with their labels, types, paths and (unless masks=False) masks."""
         return Split(images=self.images[index], labels=self.labels[index],
@@ -42,6 +51,8 @@ class AnomalyDataset:
     train and validation hold normal images only; test holds both. labelled_validation, when a
     loader was asked for it (`anomzoo.data.labelled_validation`), holds real normal and anomalous
     images with masks, taken out of the test split, for choosing weights.
+    train is a `StreamedSplit` (images left on disk, `anomzoo.data.streaming`) when the dataset was
+    loaded with ``streaming=True``; validation and test are always in memory.
     protocol: "one_class", "leave_one_class_out" or "mvtec".
     target: the normal class (one_class), the anomalous class (leave_one_class_out) or the
         category (mvtec), as a name.
@@ -50,11 +61,11 @@ class AnomalyDataset:
     name: str
     protocol: str
     target: str
-    train: Split
+    train: Split | StreamedSplit
     validation: Split
     test: Split
     labelled_validation: Split | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.train.images.shape[1:])
+        return self.train.image_shape
