@@ -1,6 +1,7 @@
-"""The `anomzoo` command: train | evaluate | export | predict | serve | zoo | models."""
+"""The `anomzoo` command: train | evaluate | export | predict | serve | zoo | models | data."""
 
 import argparse
+import json
 import os
 import pathlib
 import sys
@@ -8,6 +9,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
 
+# anomzoo.distribute.STRATEGIES, written out so that --help needs no TensorFlow (a test keeps them equal)
+STRATEGIES = ("mirrored", "multi_worker")
 HEADLINE = ("image_auroc", "pixel_auroc", "iou", "pro", "detection_accuracy")
 
 
@@ -80,13 +83,17 @@ def add_data_options(parser):
     # 16, not the paper's 64: on datasets of a few hundred images (digits, an MVTec category) a
     # batch of 64 leaves too few steps for BatchNorm's running statistics to settle.
     parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--streaming", action="store_true",
+                        help="MVTec-layout and TFRecord folders: leave the training images on disk and stream them "
+                             "(data larger than memory); validation and test still load into memory")
 
 
 def _dataset_options(args):
     options = {"category": args.category, "normal_class": args.normal_class,
                "anomalous_class": args.anomalous_class, "image_size": args.image_size, "data_dir": args.data_dir,
                "weak_fraction": getattr(args, "weak_fraction", None),  # train only
-               "labelled_validation_fraction": getattr(args, "labelled_validation", None)}
+               "labelled_validation_fraction": getattr(args, "labelled_validation", None),
+               "streaming": getattr(args, "streaming", False) or None}  # absent unless asked: requests as they were
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -108,6 +115,18 @@ def training_configuration(args, image_side):
     return {"config": args.config or recommended["config"],
             "epochs": args.stage_epochs or args.epochs or recommended["epochs"],
             "selection": args.selection or recommended["selection"]}
+
+
+def _model_option(text):
+    """A --set KEY=VALUE: (key, value), the value read as JSON (true, 0.5, ["rotation"]) or else kept as
+    the plain string (backbone_weights=imagenet), as benchmarks/run.py reads them."""
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _recommendations():
@@ -169,6 +188,12 @@ def build_parser():
                                 epilog=_recommendations_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", help="registry name, e.g. skip_attention_gan (alias sagan)")
     add_training_options(train)
+    train.add_argument("--set", type=_model_option, nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="model options on top of the configuration, e.g. backbone_weights=imagenet (repeatable)")
+    train.add_argument("--distribute", choices=STRATEGIES,
+                       help="train on several devices with tf.distribute: mirrored (this machine's GPUs, else its "
+                            "logical CPUs) or multi_worker (the cluster in TF_CONFIG; run the same command on every "
+                            "worker, the chief writes); --batch-size is the global batch (README: Scaling out)")
     train.add_argument("--resume", action="store_true",
                        help="continue the newest unfinished run of this same command under runs/ (with --out, "
                             "the same command continues that directory's run anyway)")
@@ -202,6 +227,19 @@ def build_parser():
     zoo.add_argument("action", choices=["list", "info", "get"])
     zoo.add_argument("name", nargs="?", help="entry name (info, get)")
     commands.add_parser("models", help="list the models and their configurations")
+    data = commands.add_parser("data", help="prepare data: to-tfrecord SRC OUT")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    to_tfrecord = data_commands.add_parser("to-tfrecord", help="write an MVTec-layout category as ~100 MB TFRecord "
+                                                               "shards and a manifest (train with --dataset OUT "
+                                                               "--streaming, locally or from gs://)")
+    to_tfrecord.add_argument("source", help="MVTec-layout category folder (or root folder, with --category)")
+    to_tfrecord.add_argument("out", help="a new or empty folder, local or gs://")
+    to_tfrecord.add_argument("--category", help="category folder, when SOURCE is an MVTec root")
+    to_tfrecord.add_argument("--image-size", type=_positive_int, default=256,
+                             help="the square side the records decode to by default (they keep the files' own "
+                                  "bytes; --image-size when loading overrides it); default 256")
+    to_tfrecord.add_argument("--shard-mb", type=_positive_int, default=100,
+                             help="about this many MB a shard (default 100)")
     return parser
 
 
@@ -302,6 +340,21 @@ def _zoo(args):
     return 0
 
 
+def _data(args):
+    from anomzoo.data.tfrecord import MANIFEST, join, write_tfrecords
+
+    manifest = write_tfrecords(args.source, args.out, image_size=args.image_size, category=args.category,
+                               shard_bytes=args.shard_mb * 1_000_000)
+    for split, facts in manifest["splits"].items():
+        print(f"{split:10s} {facts['count']:8d} images ({facts['anomalous']} anomalous) in "
+              f"{len(facts['shards'])} shard(s): {join(args.out, facts['shards'][0]['file'])} ...")
+    if manifest["reencoded_as_png"]:
+        print(f"{len(manifest['reencoded_as_png'])} TIFF / WebP images stored as lossless PNG (tf.io decodes neither)")
+    print(f"manifest: {join(args.out, MANIFEST)} ({manifest['image_size']} px, {manifest['channels']} channel(s)); "
+          f"train on it with --dataset {args.out} --streaming")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out_dir = None
@@ -310,6 +363,8 @@ def main(argv=None):
     try:
         if args.command == "zoo":  # answered from the entries alone, without loading TensorFlow
             return _zoo(args)
+        if args.command == "data":
+            return _data(args)
         from anomzoo import models, rundir, runs
 
         if args.command == "models":
@@ -339,13 +394,17 @@ def main(argv=None):
                 if not precision.fast_on_this_cpu(args.precision):
                     print("anomzoo: warning: this CPU has no bfloat16 instructions (AMX / AVX-512 BF16): "
                           "bfloat16 runs here, but no faster than float32", file=sys.stderr)
+            if args.set:  # a run without --set keeps the request it always had (resume)
+                options["model_options"] = {**options.get("model_options", {}), **dict(args.set)}
             if args.resume and not args.out:
                 out_dir = rundir.find_unfinished_run("runs", runs.train_request(args.model, **options))
                 if out_dir is None:
                     raise ValueError("--resume: no unfinished run of this command under runs/ "
                                      "(give its directory with --out)")
                 print(f"continuing {out_dir}", file=sys.stderr)
-            results = runs.train_run(args.model, out_dir, **options)
+            results = runs.train_run(args.model, out_dir, distribute=args.distribute, **options)
+            if results is None:  # a multi-worker run's other worker: the chief reports
+                return 0
         else:
             results = runs.evaluate_run(_evaluated_model(args.model_path), out_dir, dataset=args.dataset,
                                         batch_size=args.batch_size, seed=args.seed, **_dataset_options(args))

@@ -4,6 +4,7 @@ Both `anomzoo train` and the benchmarks go through `train_run`, so a recorded be
 a user's CLI run are produced by the same code.
 """
 
+import contextlib
 import pathlib
 import shutil
 import time
@@ -14,6 +15,7 @@ import keras
 from anomzoo import evaluation, provenance, training
 from anomzoo.checkpoint import read_checkpoint
 from anomzoo.data import load_dataset
+from anomzoo.distribute import is_chief, make_strategy, writable_path
 from anomzoo.files import save_model, write_json
 from anomzoo.models import build_model, canonical_name
 from anomzoo.models.loading import MODEL_FILE, load_run_model
@@ -60,7 +62,7 @@ def train_request(model_name, *, dataset="digits", config="paper", epochs=15, ba
 
 
 def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=15, batch_size=64, seed=0,
-              selection="last", model_options=None, verbose="auto", **dataset_options):
+              selection="last", model_options=None, verbose="auto", distribute=None, **dataset_options):
     """Train, save, evaluate and report into `out_dir`; returns the metrics dict (with provenance).
 
     The directory is checked (and created) before any data is loaded. After every epoch the whole
@@ -69,11 +71,21 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
     run gives. With a selection rule other than "last" the saved model holds the selected weights
     and the metrics of the last epoch's weights are reported beside them under "last", so that
     every run shows what selection changed.
+
+    distribute: None (one device), "mirrored" or "multi_worker" (`anomzoo.distribute`): the model is
+    built and trained under that strategy, and evaluated on one device from the saved file. Under
+    "multi_worker" every worker calls this with the same arguments; only the chief writes `out_dir`
+    (the others read its checkpoint to resume, so `out_dir` must be on storage they all see).
     """
     started = time.time()
+    strategy = make_strategy(distribute)
     request = train_request(model_name, dataset=dataset, config=config, epochs=epochs, batch_size=batch_size,
                             seed=seed, selection=selection, model_options=model_options, **dataset_options)
     out_dir = pathlib.Path(out_dir)
+    if not is_chief(strategy):
+        return _train_as_worker(model_name, out_dir, strategy, dataset=dataset, config=config, epochs=epochs,
+                                batch_size=batch_size, seed=seed, selection=selection,
+                                model_options=model_options, **dataset_options)
     existed = out_dir.exists()
     resuming = open_run_dir(out_dir, request)
     with run_lock(out_dir):  # one live process per run directory
@@ -84,13 +96,14 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
         try:
             data = load_dataset(dataset, seed=seed, **dataset_options)
             keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
-            model = build_model(name, config, **{**(model_options or {}), "image_shape": data.image_shape})
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                model = build_model(name, config, **{**(model_options or {}), "image_shape": data.image_shape})
             if dataset_options.get("weak_fraction") and not getattr(model, "weakly_supervised", False):
                 raise ValueError(f"--weak-fraction moves anomalous test images into training with their labels, "
                                  f"but {type(model).__name__} ({config}) reads no labels and would learn them as "
                                  "normal; use a weakly supervised configuration (cavga --config paper_weak)")
             trained = training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
-                                     selection=selection, verbose=verbose, checkpoint_dir=checkpoint)
+                                     selection=selection, verbose=verbose, checkpoint_dir=checkpoint, strategy=strategy)
         except BaseException:
             if not resuming and not checkpoint.exists():  # nothing worth keeping: leave no half-made run behind
                 (out_dir / RUN_FILE).unlink(missing_ok=True)
@@ -99,6 +112,8 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
             raise
         train_seconds = time.time() - started
         save_model(model, out_dir / MODEL_FILE)
+        if strategy is not None:  # thresholds and metrics over the whole split, on one device, as without one
+            model, _ = load_run_model(out_dir / MODEL_FILE)
         results, predictions = evaluation.evaluate_model(model, data, batch_size)
         selection_facts = {"rule": selection, "description": trained.selection_rule}
         if trained.selector is not None:
@@ -121,6 +136,7 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
             "seed": seed,
             "selection_rule": trained.selection_rule,
             "selection": selection_facts,
+            "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync} if strategy else None,
             "threshold_rule": evaluation.threshold_rule(data),
             "final_train_losses": {k: float(v[-1]) for k, v in history.items()},
             # With a resumed run, the seconds of this process only (the epochs before were timed elsewhere).
@@ -134,6 +150,23 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
         write_json(out_dir / RUN_FILE, {"status": "finished", "request": request})
         shutil.rmtree(checkpoint, ignore_errors=True)  # the saved model supersedes it
         return {**results, "provenance": facts}
+
+
+def _train_as_worker(model_name, out_dir, strategy, *, dataset, config, epochs, batch_size, seed, selection,
+                     model_options, **dataset_options):
+    """A multi-worker run's part on a worker that is not the chief: the same data, model and steps
+    (every worker takes part in every all-reduce and every save), resumed from the chief's checkpoint,
+    writing into a temporary folder only."""
+    data = load_dataset(dataset, seed=seed, **dataset_options)
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = build_model(canonical_name(model_name), config,
+                            **{**(model_options or {}), "image_shape": data.image_shape})
+    checkpoint = out_dir / CHECKPOINT_DIR
+    training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, selection=selection, verbose=0,
+                   checkpoint_dir=checkpoint, strategy=strategy)
+    save_model(model, writable_path(strategy, out_dir / MODEL_FILE))
+    return None
 
 
 def _held_out_as_trained(model_path, dataset, dataset_options, seed):

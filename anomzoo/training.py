@@ -8,15 +8,17 @@ a notebook can add the same callbacks to their own `model.fit`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
 import keras
 import numpy as np
 
+from anomzoo import distribute
 from anomzoo.callbacks import ReconstructionAgainstFloor, SelectOnValidation, StageSchedule
 from anomzoo.checkpoint import EpochCheckpoint, read_checkpoint, restore_checkpoint
-from anomzoo.data import make_pipeline, steps_per_epoch
+from anomzoo.data import make_pipeline, steps_per_epoch, training_pipeline
 from anomzoo.validation import RULES, labelled_validation_set, synthetic_validation_set, uses_real_anomalies
 
 
@@ -54,7 +56,7 @@ def split_epochs(model, epochs):
 
 
 def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", callbacks=(), verbose="auto",
-          checkpoint_dir=None):
+          checkpoint_dir=None, strategy=None):
     """Fit `model` on the normal training images of `dataset`, validating on its validation split.
 
     epochs: an int (split over the model's stages by its `stage_fractions`) or one count per stage.
@@ -63,6 +65,12 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     checkpoint_dir: where the whole training state is written after every epoch; when it already
         holds a checkpoint, training continues from there (a model built with the same arguments
         and seed gives the same result as an uninterrupted run).
+    strategy: a `tf.distribute.Strategy` (see `anomzoo.distribute`) in whose scope `model` was built:
+        every replica trains on its share of each global batch of `batch_size` images (a multiple of
+        the number of replicas; the last partial batch of an epoch is dropped), with losses scaled per
+        replica, BatchNorm synchronised and synthetic anomalies drawn per replica, so that a step
+        computes what one device computes on the whole batch. Under a multi-worker strategy only the
+        chief writes the checkpoint.
     Returns a `TrainingResult`. Raises FloatingPointError if a loss became NaN or infinite,
     ValueError on a bad argument.
     """
@@ -76,8 +84,25 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
     if len(dataset.train) == 0:
         raise ValueError("the training split is empty")
     stage_epochs = split_epochs(model, epochs)
+    if strategy is None:
+        return _train(model, dataset, stage_epochs, batch_size, seed, selection, callbacks, verbose, checkpoint_dir)
+    distribute.check_built_in(model, strategy)
+    if distribute.is_multi_worker(strategy) and selection != "last":
+        raise ValueError(f"selection {selection!r} under a multi-worker strategy is not supported: its validation "
+                         "predictions are gathered across workers in an order not checked here; use selection 'last'")
+    if len(dataset.train) < batch_size:
+        raise ValueError(f"under a strategy every step takes a whole batch: {len(dataset.train)} training images "
+                         f"are fewer than batch_size {batch_size}")
+    distribute.replica_aware_draws(model)
+    with strategy.scope(), distribute.synchronized_batch_norms(model):
+        return _train(model, dataset, stage_epochs, batch_size, seed, selection, callbacks, verbose, checkpoint_dir,
+                      strategy)
+
+
+def _train(model, dataset, stage_epochs, batch_size, seed, selection, callbacks, verbose, checkpoint_dir,
+           strategy=None):
     total_epochs = sum(stage_epochs)
-    steps = steps_per_epoch(len(dataset.train), batch_size)
+    steps = steps_per_epoch(len(dataset.train), batch_size, drop_remainder=strategy is not None)
     model.compile(stage_steps={s.name: e * steps for s, e in zip(model.stages, stage_epochs)}, steps_per_epoch=steps)
     model.set_stage(0)
     model.build_optimizers()
@@ -97,17 +122,23 @@ def train(model, dataset, *, epochs, batch_size=64, seed=0, selection="last", ca
         first_epoch = state["epoch"]
     keras.utils.set_random_seed(seed)
     # Each epoch's order depends only on (seed, epoch), so a resumed run sees the batches it would have seen.
-    # Labels reach the batches only when some training image is anomalous (weak supervision, CAVGA_w).
-    weak_labels = dataset.train.labels if np.any(dataset.train.labels == 1) else None
-    train_data = make_pipeline(dataset.train.images, batch_size=batch_size, shuffle=True, seed=seed,
-                               labels=weak_labels, epochs=total_epochs - first_epoch, first_epoch=first_epoch)
+    # In memory or streamed from disk (`training_pipeline`); labels reach the batches only when some
+    # training image is anomalous (weak supervision, CAVGA_w).
+
+    def training_data(batch, shard=(1, 0)):
+        return training_pipeline(dataset.train, batch_size=batch, seed=seed,
+                                 epochs=total_epochs - first_epoch, first_epoch=first_epoch,
+                                 shard=shard, whole_batches_of=batch_size if strategy else None)
+
+    train_data = (training_data(batch_size) if strategy is None else
+                  distribute.distributed_dataset(strategy, training_data, batch_size))
     validation_data = None
     extra = []
     if len(dataset.validation):
         validation_data = make_pipeline(dataset.validation.images, batch_size=batch_size, shuffle=False)
-        extra.append(ReconstructionAgainstFloor(dataset.validation.images, dataset.train.images, batch_size))
-    if checkpoint_dir is not None:
-        extra.append(EpochCheckpoint(checkpoint_dir, selector, history=state["history"] if state else None))
+        extra.append(ReconstructionAgainstFloor(dataset.validation.images, dataset.train, batch_size))
+    if checkpoint_dir is not None:  # read by every worker, written by the chief
+        extra.append(EpochCheckpoint(distribute.writable_path(strategy, checkpoint_dir), selector, history=state["history"] if state else None))
     history = keras.callbacks.History()
     if first_epoch < total_epochs:
         history = model.fit(

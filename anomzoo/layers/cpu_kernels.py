@@ -19,6 +19,8 @@ PermutedPointwiseConv2D.
 import keras
 from keras import layers, ops
 
+from anomzoo import distribute
+
 
 def _tensorflow():
     return keras.backend.backend() == "tensorflow"
@@ -95,11 +97,13 @@ class Conv2D(layers.Conv2D):
 class BatchNormalization(layers.BatchNormalization):
     """`BatchNormalization` over the last axis of 4-D float32 or bfloat16 tensors (statistics in
     float32 either way) by TensorFlow's one fused kernel (FusedBatchNormV3), with the same variables and the same moving-average update
-    (momentum, biased batch variance) as the parent layer."""
+    (momentum, biased batch variance) as the parent layer. Synchronised (`synchronized=True`) on
+    several replicas, it is the parent: the fused kernel cannot all-reduce the batch statistics."""
 
     def call(self, inputs, training=None, mask=None):
         supported = (_tensorflow() and mask is None and not self.renorm and self.scale and self.center
-                     and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype in ("float32", "bfloat16"))
+                     and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype in ("float32", "bfloat16")
+                     and not (self.synchronized and training and distribute.replicas_in_step() > 1))
         if not supported:
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from anomzoo import contract
+from anomzoo import contract, distribute
 from anomzoo.models import precision as precision_option
 
 
@@ -377,9 +377,11 @@ class AnomalyModel(keras.Model):
         stage = self.stage
         with tf.GradientTape(persistent=True) as tape:
             terms = self.loss_terms(as_batch(data), stage.name, training=True)
+            # Under a strategy Keras sums the replicas' gradients: each takes its share of the mean.
+            totals = {player: distribute.per_replica_loss(terms[player]["total"]) for player in stage.players}
         for player in stage.players:
             variables = self.player_variables(player)
-            gradients = tape.gradient(terms[player]["total"], variables)
+            gradients = tape.gradient(totals[player], variables)
             self.player_optimizers[player].apply(gradients, variables)
         del tape
         return self._update_trackers(stage, terms)
@@ -401,7 +403,17 @@ class AnomalyModel(keras.Model):
         values = self._log_values(stage, terms)
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return {name: self._trackers[name].result() for name in values}
+        logs = {name: self._trackers[name].result() for name in values}
+        if distribute.is_multi_worker(self.distribute_strategy):
+            # Keras 3 reduces multi-worker logs along axis 0, which a scalar lacks (tensorflow#72388).
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a multi-worker strategy Keras builds the model from one batch and fails on dict
+        # batches (keras#20329); a zoo model's networks, optimizers and trackers are built before fit.
+        if not distribute.is_multi_worker(self.distribute_strategy):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
 def mean_over_pixels(x):
@@ -450,17 +462,16 @@ def decode_sample(decoder, z, mu, training):
 
 @contextlib.contextmanager
 def moving_statistics_kept(network):
-    """Calls of `network` inside leave its BatchNorm moving statistics as they are (momentum 1 while
-    the calls are traced): the batch statistics still normalise, and the gradient is unchanged."""
+    """Calls of `network` inside leave its BatchNorm moving statistics as they were: their values are
+    read on entry and written back on exit (the batch statistics still normalise, and the gradient is
+    unchanged). No layer attribute changes, which matters under MirroredStrategy: it traces the step
+    in one thread per replica, and those threads take turns at every all-reduce."""
     norms = [layer for layer in network._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 1.0
-    try:
-        yield
-    finally:
-        for layer, momentum in zip(norms, momenta):
-            layer.momentum = momentum
+    statistics = [v for layer in norms for v in (layer.moving_mean, layer.moving_variance)]
+    values = [ops.copy(v) for v in statistics]  # read now (a plain conversion reads lazily, after the calls)
+    yield
+    for variable, value in zip(statistics, values):
+        variable.assign(value)
 
 
 def gaussian_kl(mu, log_var):
