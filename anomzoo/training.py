@@ -8,9 +8,7 @@ a notebook can add the same callbacks to their own `model.fit`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 
 import keras
 import numpy as np

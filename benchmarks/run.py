@@ -270,6 +270,8 @@ def quality(model, benchmark, args, command):
                 options[protocol_key] = int(target) if target.isdigit() else target
                 if dataset != "digits":
                     options["data_dir"] = args.data_dir
+            if getattr(args, "streaming", False):  # MVTec-layout data read from disk (array datasets refuse it)
+                options["streaming"] = True
             if args.weak_fraction:  # CAVGA_w: anomalous test images moved into training (anomzoo.data.weak)
                 options["weak_fraction"] = args.weak_fraction
             if args.labelled_validation:  # real defects to select on, out of the test split (anomzoo.data.labelled_validation)

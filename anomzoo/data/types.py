@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from anomzoo.data.streaming import StreamedSplit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +57,7 @@ class AnomalyDataset:
     name: str
     protocol: str
     target: str
-    train: Split | StreamedSplit
+    train: Split  # or an anomzoo.data.streaming.StreamedSplit (types stays below streaming)
     validation: Split
     test: Split
     labelled_validation: Split | None = None
