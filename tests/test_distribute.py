@@ -51,6 +51,10 @@ def test_replicas_draw_different_anomalies_and_one_device_draws_are_unchanged(mi
     assert mirrored["masks"] == {"replicas_differ": True, "one_device_unchanged": True}
 
 
+def test_a_run_interrupted_under_the_strategy_resumes_to_the_same_weights(mirrored):
+    assert mirrored["resumed_difference"] == 0.0
+
+
 def test_a_model_built_outside_the_scope_is_refused():
     from anomzoo import training
     from anomzoo.data import load_dataset
@@ -105,6 +109,52 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _two_workers(command, tmp_path):
+    """Run `command` as worker 0 and worker 1 of a localhost cluster; their outputs."""
+    workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, "PYTHONPATH": ROOT, "TF_CONFIG": distribute.tf_config(workers, i),
+                                       "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"})
+                 for i in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    return logs
+
+
+def test_a_step_of_two_localhost_workers_equals_one_device(tmp_path):
+    """AnoSeg (two stages, synthetic anomalies, BatchNorm everywhere): each worker reads its own half of
+    every global batch (disjoint shards); the step is one device's, and both workers hold the same weights."""
+    name = "anoseg"
+    script = os.path.join(ROOT, "tests", "distributed", "multi_worker_step.py")
+    _two_workers([sys.executable, script, name, str(tmp_path / "worker")], tmp_path)
+    single = subprocess.run([sys.executable, "-c", SINGLE_STEP, name, str(tmp_path / "single.npz")], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    workers = [np.load(tmp_path / f"worker{i}.npz") for i in range(2)]
+    reference = np.load(tmp_path / "single.npz")
+    count = int(workers[0]["count"])
+    before = [reference[f"arr_{i}"] for i in range(count)]
+    expected = [reference[f"arr_{count + i}"] for i in range(count)]
+    for worker in workers:
+        after = [worker[f"arr_{count + i}"] for i in range(count)]
+        step = np.sqrt(sum(np.sum((e - b) ** 2) for e, b in zip(expected, before)))
+        difference = np.sqrt(sum(np.sum((a - e) ** 2) for a, e in zip(after, expected)))
+        assert difference < 1e-3 * step
+    for a, b in zip(*([w[f"arr_{count + i}"] for i in range(count)] for w in workers)):
+        np.testing.assert_array_equal(a, b)
+
+
+SINGLE_STEP = """
+import sys
+import numpy as np
+sys.path.insert(0, "tests/distributed")
+from mirrored_checks import constant_draws, one_step, tiny_data
+with constant_draws():
+    _, before, after, _ = one_step(sys.argv[1], tiny_data(), None)
+np.savez(sys.argv[2], *before, *after)
+"""
+
+
 def test_two_localhost_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     """`anomzoo train --distribute multi_worker` in two processes (TF_CONFIG): the run directory is the
     chief's, with 2 replicas recorded, and the model is the one-device model's up to summation order
@@ -114,16 +164,10 @@ def test_two_localhost_workers_train_one_model_and_only_the_chief_writes(tmp_pat
     from anomzoo.models import build_model
     from anomzoo.models.loading import load_run_model
 
-    workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
     out = tmp_path / "run"
     command = [sys.executable, "-m", "anomzoo.cli", "train", "sagan", "--config", "tiny", "--epochs", "2",
                "--batch-size", "16", "--dataset", "digits", "--out", str(out), "--distribute", "multi_worker"]
-    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "PYTHONPATH": ROOT, "TF_CONFIG": distribute.tf_config(workers, i),
-                                       "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"})
-                 for i in range(2)]
-    logs = [p.communicate(timeout=600)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    logs = _two_workers(command, tmp_path)
     assert "report:" in logs[0] and "report:" not in logs[1]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["provenance"]["distribute"] == {"strategy": "multi_worker", "replicas": 2}

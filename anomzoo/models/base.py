@@ -410,10 +410,10 @@ class AnomalyModel(keras.Model):
         return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a multi-worker strategy Keras builds the model from one batch and fails on dict
-        # batches (keras#20329); a zoo model's networks, optimizers and trackers are built before fit.
-        if not distribute.is_multi_worker(self.distribute_strategy):
-            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        # Under a strategy Keras builds the model from one batch averaged over the replicas, which
+        # fails on dict batches under a multi-worker strategy (keras#20329) and on a split of uneven
+        # size (a validation batch); a zoo model's networks, optimizers and trackers are built before fit.
+        return None
 
 
 def mean_over_pixels(x):

@@ -1,6 +1,7 @@
 """Checks of training under MirroredStrategy on two logical CPUs, run in a fresh process (logical
 devices must be made before TensorFlow starts); `tests/test_distribute.py` runs it and reads its
 JSON. Usage: python tests/distributed/mirrored_checks.py OUT.json MODEL [MODEL ...]
+(`multi_worker_step.py` takes its one-step comparison for two worker processes.)
 
 For each model's `tiny` configuration, one SGD step per stage on one global batch of 8 images:
 - under the strategy and on one device (BatchNorm synchronised on both, so both use Keras'
@@ -8,7 +9,9 @@ For each model's `tiny` configuration, one SGD step per stage on one global batc
   agree image by image however the batch is split, and only the step's arithmetic is compared;
 - every replica's copy of every variable, BatchNorm statistics included;
 - a `.keras` saved under the strategy, loaded without it (largest score difference / largest score);
-and, with the real draws, the synthetic anomalies of the two replicas.
+and, with the real draws, the synthetic anomalies of the two replicas, and a run interrupted under
+the strategy and resumed in a new model against an uninterrupted one (AnoSeg: two stages, checkpoint
+selection on synthetic anomalies).
 """
 
 import contextlib
@@ -16,21 +19,17 @@ import json
 import os
 import sys
 
+import keras
+import numpy as np
 import tensorflow as tf
+from keras import ops
+from keras.src.backend.tensorflow import random as backend_random
 
-tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
-                                           [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
-from keras.src.backend.tensorflow import random as backend_random  # noqa: E402
-
-from anomzoo import distribute, training  # noqa: E402
-from anomzoo.data import load_dataset  # noqa: E402
-from anomzoo.data.types import AnomalyDataset  # noqa: E402
-from anomzoo.layers import nn  # noqa: E402
-from anomzoo.models import build_model  # noqa: E402
+from anomzoo import distribute, training
+from anomzoo.data import load_dataset
+from anomzoo.data.types import AnomalyDataset
+from anomzoo.layers import nn
+from anomzoo.models import build_model
 
 BATCH = 8
 
@@ -134,10 +133,38 @@ def replica_masks(strategy):
             "one_device_unchanged": bool(np.array_equal(np.asarray(unchanged(images)[1]), one_device[0]))}
 
 
+def resumed_difference(strategy, checkpoint_dir):
+    """Largest weight difference between an uninterrupted 3-epoch run and one interrupted after epoch
+    2 (inside AnoSeg's second stage) and continued from its checkpoint by a freshly built model."""
+    data = load_dataset("digits", seed=0)
+
+    def build():
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            return build_model("anoseg", "tiny", image_shape=data.image_shape)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    run = dict(epochs=3, batch_size=32, seed=0, selection="val_syn_auroc", verbose=0, strategy=strategy)
+    whole = build()
+    training.train(whole, data, **run)
+    try:
+        training.train(build(), data, **run, checkpoint_dir=checkpoint_dir, callbacks=[Interrupt()])
+    except KeyboardInterrupt:
+        pass
+    resumed = build()
+    training.train(resumed, data, **run, checkpoint_dir=checkpoint_dir)
+    return max(float(np.max(np.abs(a - b))) for a, b in zip(whole.get_weights(), resumed.get_weights()))
+
+
 def main(out, names):
     data = tiny_data()
     strategy = distribute.make_strategy("mirrored")
-    report = {"replicas": strategy.num_replicas_in_sync, "masks": replica_masks(strategy), "models": {}}
+    report = {"replicas": strategy.num_replicas_in_sync, "masks": replica_masks(strategy), "models": {},
+              "resumed_difference": resumed_difference(strategy, os.path.join(os.path.dirname(out), "checkpoint"))}
     for name in names:
         with constant_draws():
             single = one_step(name, data, None)
@@ -160,4 +187,7 @@ def main(out, names):
 
 
 if __name__ == "__main__":
+    # Two logical CPUs, made before TensorFlow runs its first op.
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
     main(sys.argv[1], sys.argv[2:])
