@@ -8,7 +8,8 @@ For each model's `tiny` configuration, one SGD step per stage on one global batc
   formula for the statistics), with every random draw replaced by a constant: the draws then
   agree image by image however the batch is split, and only the step's arithmetic is compared;
 - every replica's copy of every variable, BatchNorm statistics included;
-- a `.keras` saved under the strategy, loaded without it (largest score difference / largest score);
+- a `.keras` saved under the strategy, loaded without it (largest score difference / largest score),
+  and the validation metrics checkpoint selection reads, under the strategy and without it;
 and, with the real draws, the synthetic anomalies of the two replicas, and a run interrupted under
 the strategy and resumed in a new model against an uninterrupted one (AnoSeg: two stages, checkpoint
 selection on synthetic anomalies).
@@ -25,7 +26,7 @@ import tensorflow as tf
 from keras import ops
 from keras.src.backend.tensorflow import random as backend_random
 
-from anomzoo import distribute, training
+from anomzoo import distribute, training, validation
 from anomzoo.data import load_dataset
 from anomzoo.data.types import AnomalyDataset
 from anomzoo.layers import nn
@@ -180,6 +181,13 @@ def main(out, names):
         with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
             loaded = keras.models.load_model(path)
         loaded_scores = np.asarray(loaded.predict(data.test.images, verbose=0)["score"])
+        # What checkpoint selection sees under the strategy (predict split over the replicas, gathered
+        # in order) against one device.
+        held_out = validation.synthetic_validation_set(load_dataset("digits", image_size=32).validation.images,
+                                                       seed=0, **model.validation_synthesis())
+        mirrored_metrics = validation.validation_metrics(model, held_out)
+        entry["selection_metrics_difference"] = max(
+            abs(mirrored_metrics[k] - v) for k, v in validation.validation_metrics(loaded, held_out).items())
         entry["loaded_score_difference"] = float(np.max(np.abs(loaded_scores - scores)) / np.max(np.abs(scores)))
         report["models"][name] = entry
     with open(out, "w") as handle:
