@@ -17,6 +17,7 @@ other image loaders share, so that every dataset is decoded the same way.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import pathlib
 import warnings
@@ -238,6 +239,47 @@ def _subset(split: Split, index: np.ndarray) -> Split:
                  defect_types=split.defect_types[index], paths=split.paths[index])
 
 
+@dataclasses.dataclass(frozen=True)
+class MVTecFiles:
+    """The files of an MVTec-layout category, listed and checked (`list_mvtec`)."""
+
+    root: pathlib.Path
+    train: list
+    validation: list
+    test: list
+    test_types: list
+    masks: list  # the mask file of each test image, None for test/good
+
+
+def list_mvtec(root: pathlib.Path) -> MVTecFiles:
+    """Every file of the category folder ``root``, checked before any image is decoded: a missing
+    folder, mask or defect type is reported before minutes of decoding (`load_mvtec`, the streamed
+    and TFRecord loaders)."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"MVTec category folder not found: {root}")
+    for sub in ("train/good", "test"):
+        if not (root / sub).is_dir():
+            raise FileNotFoundError(f"{root / sub} not found; an MVTec category folder holds train/good/, "
+                                    "test/<type>/ and ground_truth/<type>/")
+    val_dir = root / "validation" / "good"
+    defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir() and not is_hidden(p))
+    if not any(p.name != "good" for p in defect_dirs):
+        raise DatasetError(f"{root / 'test'} holds no defect folder (test/good/ and at least one test/<defect>/ "
+                           "expected): anomaly metrics need defective test images")
+    if not any(p.name == "good" for p in defect_dirs):
+        raise DatasetError(f"{root / 'test' / 'good'} not found: anomaly metrics need defect-free test images too")
+    test, types, masks = [], [], []
+    for folder in defect_dirs:
+        for path in list_images(folder):
+            test.append(path)
+            types.append(folder.name)
+            masks.append(None if folder.name == "good" else find_mask(root, folder.name, path))
+    return MVTecFiles(root=root, train=list_images(root / "train" / "good"),
+                      validation=list_images(val_dir) if val_dir.is_dir() else [], test=test, test_types=types,
+                      masks=masks)
+
+
 def load_mvtec(root: str | os.PathLike, *, image_size: int | None = 256, channels: int | None = None,
                validation_fraction: float = 0.1, seed: int = 0) -> AnomalyDataset:
     """Load one category folder in the MVTec AD layout.
@@ -264,30 +306,9 @@ def load_mvtec(root: str | os.PathLike, *, image_size: int | None = 256, channel
     DatasetError : an empty folder, an unreadable image, a mask whose size differs from its image.
     """
     check_image_options(image_size, channels)
-    root = pathlib.Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"MVTec category folder not found: {root}")
-    for sub in ("train/good", "test"):
-        if not (root / sub).is_dir():
-            raise FileNotFoundError(f"{root / sub} not found; an MVTec category folder holds train/good/, "
-                                    "test/<type>/ and ground_truth/<type>/")
-
-    # Gather every file first, so a missing mask is reported before minutes of decoding.
-    train_files = list_images(root / "train" / "good")
-    val_dir = root / "validation" / "good"
-    val_files = list_images(val_dir) if val_dir.is_dir() else []
-    defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir() and not is_hidden(p))
-    if not any(p.name != "good" for p in defect_dirs):
-        raise DatasetError(f"{root / 'test'} holds no defect folder (test/good/ and at least one test/<defect>/ "
-                           "expected): anomaly metrics need defective test images")
-    if not any(p.name == "good" for p in defect_dirs):
-        raise DatasetError(f"{root / 'test' / 'good'} not found: anomaly metrics need defect-free test images too")
-    test_files, test_types, mask_files = [], [], []
-    for folder in defect_dirs:
-        for path in list_images(folder):
-            test_files.append(path)
-            test_types.append(folder.name)
-            mask_files.append(None if folder.name == "good" else find_mask(root, folder.name, path))
+    files = list_mvtec(root)
+    root, train_files, val_files = files.root, files.train, files.validation
+    test_files, test_types, mask_files = files.test, files.test_types, files.masks
 
     decoded = _read_all(train_files + val_files + test_files)
     n_train, n_val = len(train_files), len(val_files)

@@ -22,12 +22,12 @@ the pixel metrics) are streamed over at most `STATISTICS_CAP` of them (`normal_b
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Iterator
 
 import numpy as np
 
 from anomzoo.data.errors import DatasetError
+from anomzoo.data.mvtec import list_mvtec
 from anomzoo.data.pipeline import (TF_IMAGE_FORMATS, check_batch_size, check_shard, decode_image_bytes,
                                    decode_image_file, make_pipeline, parallel_calls, prefetched)
 
@@ -361,48 +361,6 @@ def mean_normal_image(train) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # An MVTec-layout folder with its training images streamed
 # --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class MVTecFiles:
-    """The files of an MVTec-layout category, listed (and checked) as `load_mvtec` lists them."""
-
-    root: pathlib.Path
-    train: list
-    validation: list
-    test: list
-    test_types: list
-    masks: list  # the mask file of each test image, None for test/good
-
-
-def list_mvtec(root: pathlib.Path) -> MVTecFiles:
-    """Every file of the category folder ``root``, with `load_mvtec`'s checks and errors (a missing
-    folder, mask or defect type), before any image is decoded."""
-    from anomzoo.data.mvtec import find_mask, is_hidden, list_images
-
-    root = pathlib.Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"MVTec category folder not found: {root}")
-    for sub in ("train/good", "test"):
-        if not (root / sub).is_dir():
-            raise FileNotFoundError(f"{root / sub} not found; an MVTec category folder holds train/good/, "
-                                    "test/<type>/ and ground_truth/<type>/")
-    val_dir = root / "validation" / "good"
-    defect_dirs = sorted(p for p in (root / "test").iterdir() if p.is_dir() and not is_hidden(p))
-    if not any(p.name != "good" for p in defect_dirs):
-        raise DatasetError(f"{root / 'test'} holds no defect folder (test/good/ and at least one test/<defect>/ "
-                           "expected): anomaly metrics need defective test images")
-    if not any(p.name == "good" for p in defect_dirs):
-        raise DatasetError(f"{root / 'test' / 'good'} not found: anomaly metrics need defect-free test images too")
-    test, types, masks = [], [], []
-    for folder in defect_dirs:
-        for path in list_images(folder):
-            test.append(path)
-            types.append(folder.name)
-            masks.append(None if folder.name == "good" else find_mask(root, folder.name, path))
-    return MVTecFiles(root=root, train=list_images(root / "train" / "good"),
-                      validation=list_images(val_dir) if val_dir.is_dir() else [], test=test, test_types=types,
-                      masks=masks)
 
 
 def in_memory_splits(decoded_validation, validation_files, decoded_test, test_files, test_types, test_masks,

@@ -31,8 +31,9 @@ import posixpath
 import numpy as np
 
 from anomzoo.data.errors import DatasetError
+from anomzoo.data.mvtec import list_mvtec
 from anomzoo.data.pipeline import TF_IMAGE_FORMATS
-from anomzoo.data.streaming import (StreamedSplit, bytes_format, in_memory_splits, list_mvtec, parse_record,
+from anomzoo.data.streaming import (StreamedSplit, bytes_format, in_memory_splits, parse_record,
                                     record_features)
 
 #: the manifest's file name: its presence is what makes a folder a TFRecord dataset.
