@@ -94,10 +94,7 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
         state = read_checkpoint(checkpoint) if resuming else None
         resumed_at = state["epoch"] if state else None
         try:
-            data = load_dataset(dataset, seed=seed, **dataset_options)
-            keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
-            with strategy.scope() if strategy else contextlib.nullcontext():
-                model = build_model(name, config, **{**(model_options or {}), "image_shape": data.image_shape})
+            data, model = _data_and_model(name, config, model_options, strategy, dataset, seed, dataset_options)
             if dataset_options.get("weak_fraction") and not getattr(model, "weakly_supervised", False):
                 raise ValueError(f"--weak-fraction moves anomalous test images into training with their labels, "
                                  f"but {type(model).__name__} ({config}) reads no labels and would learn them as "
@@ -152,16 +149,22 @@ def train_run(model_name, out_dir, *, dataset="digits", config="paper", epochs=1
         return {**results, "provenance": facts}
 
 
+def _data_and_model(name, config, model_options, strategy, dataset, seed, dataset_options):
+    """The run's dataset and its freshly built model (in `strategy`'s scope where there is one)."""
+    data = load_dataset(dataset, seed=seed, **dataset_options)
+    keras.utils.set_random_seed(seed)  # before the networks are built: their initial weights are random
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(name, config, **{**(model_options or {}), "image_shape": data.image_shape})
+    return data, model
+
+
 def _train_as_worker(model_name, out_dir, strategy, *, dataset, config, epochs, batch_size, seed, selection,
                      model_options, **dataset_options):
     """A multi-worker run's part on a worker that is not the chief: the same data, model and steps
     (every worker takes part in every all-reduce and every save), resumed from the chief's checkpoint,
     writing into a temporary folder only."""
-    data = load_dataset(dataset, seed=seed, **dataset_options)
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = build_model(canonical_name(model_name), config,
-                            **{**(model_options or {}), "image_shape": data.image_shape})
+    data, model = _data_and_model(canonical_name(model_name), config, model_options, strategy, dataset, seed,
+                                  dataset_options)
     checkpoint = out_dir / CHECKPOINT_DIR
     training.train(model, data, epochs=epochs, batch_size=batch_size, seed=seed, selection=selection, verbose=0,
                    checkpoint_dir=checkpoint, strategy=strategy)

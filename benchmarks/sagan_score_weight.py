@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from anomzoo import floors, metrics, provenance, validation  # noqa: E402
 from anomzoo.data import load_dataset  # noqa: E402
-from anomzoo.files import write_json  # noqa: E402
+from anomzoo.files import write_json, write_text  # noqa: E402
 from anomzoo.models.loading import load_run_model  # noqa: E402
 
 WEIGHTS = (0.0, 0.2, 0.5, 0.8, 1.0)
@@ -72,7 +72,7 @@ def main(run_dirs):
     lines += ["", "## Every weight", "", "| seed | scale | w | validation AUROC | test AUROC |", "|---|---|---|---|---|"]
     lines += [f"| {s['request']['seed']} | {r['scale']} | {r['w']} | {r['validation_auroc']:.3f} | {r['test_auroc']:.3f} |"
               for s in studies for r in s["rows"]]
-    (RESULTS / "sagan_score_weight.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS / "sagan_score_weight.md", "\n".join(lines) + "\n")
     print("\n".join(lines[:8 + len(studies)]))
 
 

@@ -10,11 +10,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO
 
 from anomzoo import distribute
 from anomzoo.models import MODELS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO)
 
 
 @pytest.fixture(scope="module")
